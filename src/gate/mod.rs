@@ -1,0 +1,1 @@
+//! Gate output parsing (owned by the gate helper).

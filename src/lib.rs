@@ -1,0 +1,7 @@
+//! airlock: run coding agents on untrusted input without trusting them.
+//!
+//! The module layout follows the lifecycle in DESIGN.md: `spec` and `policy` admit a task,
+//! `workspace` prepares and diffs the checkout, `sandbox` runs containers, `gate` and `judge`
+//! decide each attempt, `artifacts` exports, `runner` ties one task's lifecycle together.
+
+pub mod gate;
