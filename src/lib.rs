@@ -5,3 +5,6 @@
 //! decide each attempt, `artifacts` exports, `runner` ties one task's lifecycle together.
 
 pub mod gate;
+pub mod spec;
+pub mod units;
+pub mod policy;

@@ -1,0 +1,172 @@
+//! Admission: the effective level, limits and runtime of a task, or why it is refused.
+//!
+//! Pure: spec and policies in, decision out. Nothing in the spec can widen the policy; a
+//! looser request is refused, naming the rule and the ceiling.
+
+use serde::Serialize;
+
+use super::{GateRule, LevelPolicy, Limits, Policies, Runtime};
+use crate::spec::{Level, TaskSpec};
+
+/// What started the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Source {
+    Cli,
+    Api,
+    IssueLabel,
+    Comment,
+    Schedule,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [Source::Cli, Source::Api, Source::IssueLabel, Source::Comment, Source::Schedule];
+
+    /// The key used in `operator.toml` `[sources]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+            Source::Api => "api",
+            Source::IssueLabel => "webhook:issue_label",
+            Source::Comment => "webhook:comment",
+            Source::Schedule => "schedule",
+        }
+    }
+}
+
+/// The trigger and what is known of the issue's author.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    pub source: Source,
+    /// Whether the issue author has write access to the repository.
+    pub author_trusted: bool,
+}
+
+impl Trigger {
+    /// An operator running `airlock run` at the runner's shell.
+    pub fn cli() -> Self {
+        Trigger { source: Source::Cli, author_trusted: true }
+    }
+}
+
+/// An admitted task: everything the sandbox will enforce.
+#[derive(Debug, Clone, Serialize)]
+pub struct Admission {
+    pub level: Level,
+    pub policy: LevelPolicy,
+    pub limits: Limits,
+    pub runtime: Runtime,
+    pub run_gate: bool,
+    /// Human-readable notes on which rule applied, for `policy check` and the evidence.
+    pub rules: Vec<String>,
+}
+
+/// Why a task was refused (exit 3, state `refused`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("refused ({reason}): {message}")]
+pub struct Refusal {
+    /// Stable snake_case code.
+    pub reason: String,
+    pub message: String,
+}
+
+fn refuse(reason: &str, message: String) -> Refusal {
+    Refusal { reason: reason.into(), message }
+}
+
+/// Decide whether `spec` may run under `policies` when started by `trigger`.
+pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<Admission, Refusal> {
+    let level = spec.level;
+    let mut rules = vec![format!("requested level {level}")];
+    check_source(policies, trigger, level, &mut rules)?;
+    check_repo(policies, &spec.repo.url, level, &mut rules)?;
+    check_author(policies, trigger, level, &mut rules)?;
+    let policy = policies.level(level).clone();
+    let limits = tighten(&policy.limits, spec)?;
+    let runtime = runtime(&policy, spec.runtime.as_deref())?;
+    let run_gate = gate(&policy, spec.gate.is_some())?;
+    rules.push(format!("{level} policy: checkout {:?}, gate {:?}, push {}", policy.checkout, policy.gate, policy.push));
+    Ok(Admission { level, policy, limits, runtime, run_gate, rules })
+}
+
+fn check_source(p: &Policies, t: Trigger, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+    let key = t.source.key();
+    let Some(max) = p.operator.sources.get(key) else {
+        return Err(refuse("source_not_allowed", format!("operator.toml allows no task from source `{key}`")));
+    };
+    if level > *max {
+        return Err(refuse("level_above_source", format!("source `{key}` may start at most {max} (operator.toml [sources]); {level} was requested")));
+    }
+    rules.push(format!("source `{key}` allows up to {max}"));
+    Ok(())
+}
+
+fn check_repo(p: &Policies, url: &str, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+    let rule = p.operator.repos.iter().find(|r| {
+        super::scope::compile(&r.pattern).map(|m| m.is_match(url)).unwrap_or(false)
+    });
+    let Some(rule) = rule else {
+        return Err(refuse("repo_not_allowed", format!("repository `{url}` matches no [[repos]] rule in operator.toml")));
+    };
+    if level > rule.max_level {
+        return Err(refuse("level_above_repo", format!("repository `{url}` (rule `{}`) allows at most {}; {level} was requested", rule.pattern, rule.max_level)));
+    }
+    rules.push(format!("repo rule `{}` allows up to {}", rule.pattern, rule.max_level));
+    Ok(())
+}
+
+fn check_author(p: &Policies, t: Trigger, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+    let max = p.operator.untrusted_author_max;
+    if !t.author_trusted && level > max {
+        return Err(refuse("untrusted_author", format!("the issue author has no write access; such tasks are capped at {max} (operator.toml [authors] untrusted_max); {level} was requested")));
+    }
+    if !t.author_trusted {
+        rules.push(format!("untrusted author: capped at {max}"));
+    }
+    Ok(())
+}
+
+/// Effective limits: the spec's values where given, each no looser than the ceiling.
+fn tighten(ceiling: &Limits, spec: &TaskSpec) -> Result<Limits, Refusal> {
+    let r = &spec.limits;
+    let mut eff = ceiling.clone();
+    if let Some(t) = r.timeout {
+        eff.timeout = not_above("timeout", t, ceiling.timeout, |d| crate::units::format_duration(*d))?;
+    }
+    if let Some(a) = r.attempts {
+        eff.attempts = not_above("attempts", a, ceiling.attempts, u32::to_string)?;
+    }
+    if let Some(m) = r.memory {
+        eff.memory = not_above("memory", m, ceiling.memory, |b| crate::units::format_bytes(*b))?;
+    }
+    if let Some(p) = r.pids {
+        eff.pids = not_above("pids", p, ceiling.pids, i64::to_string)?;
+    }
+    if let Some(c) = r.cpus {
+        eff.cpus = not_above("cpus", c, ceiling.cpus, f64::to_string)?;
+    }
+    Ok(eff)
+}
+
+fn not_above<T: PartialOrd + Copy>(field: &str, want: T, ceiling: T, show: impl Fn(&T) -> String) -> Result<T, Refusal> {
+    if want > ceiling {
+        return Err(refuse("limit_above_ceiling", format!("limits.{field} = {} is above the policy's ceiling {}; a task may only tighten limits", show(&want), show(&ceiling))));
+    }
+    Ok(want)
+}
+
+fn runtime(policy: &LevelPolicy, requested: Option<&str>) -> Result<Runtime, Refusal> {
+    let Some(name) = requested else { return Ok(policy.runtime_default) };
+    let rt = Runtime::parse(name).ok_or_else(|| refuse("runtime_not_allowed", format!("runtime `{name}` is unknown")))?;
+    if !policy.runtime_allowed.contains(&rt) {
+        return Err(refuse("runtime_not_allowed", format!("runtime `{name}` is not allowed at {} (allowed: {:?})", policy.level, policy.runtime_allowed)));
+    }
+    Ok(rt)
+}
+
+fn gate(policy: &LevelPolicy, has_gate: bool) -> Result<bool, Refusal> {
+    match (policy.gate, has_gate) {
+        (GateRule::Required, false) => Err(refuse("gate_required", format!("{} requires a gate; add a [gate] with commands", policy.level))),
+        (GateRule::None, true) => Err(refuse("gate_not_allowed", format!("{} runs no gate (read-only); remove [gate]", policy.level))),
+        (_, has) => Ok(has),
+    }
+}

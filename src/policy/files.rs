@@ -1,0 +1,312 @@
+//! Reading policy files: raw serde types that reject unknown keys, then validation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{
+    Checkout, GateRule, LevelPolicy, Limits, Operator, Policies, PolicyError, ProtectedRule,
+    RepoRule, Runtime, Scope, ScopeAction,
+};
+use crate::spec::Level;
+use crate::units::{parse_bytes, parse_duration};
+
+/// The shipped policy files, embedded so a runner works without a policies directory.
+const EMBEDDED: [(&str, &str); 6] = [
+    ("L0.toml", include_str!("../../policies/L0.toml")),
+    ("L1.toml", include_str!("../../policies/L1.toml")),
+    ("L2.toml", include_str!("../../policies/L2.toml")),
+    ("L3.toml", include_str!("../../policies/L3.toml")),
+    ("L4.toml", include_str!("../../policies/L4.toml")),
+    ("operator.toml", include_str!("../../policies/operator.toml")),
+];
+
+/// Known trigger sources in `operator.toml` `[sources]`.
+pub const SOURCES: [&str; 5] = ["cli", "api", "webhook:issue_label", "webhook:comment", "schedule"];
+
+/// The embedded defaults (the files shipped in `policies/`).
+pub fn load_embedded() -> Result<Policies, PolicyError> {
+    let texts: BTreeMap<&str, String> = EMBEDDED.iter().map(|(n, t)| (*n, t.to_string())).collect();
+    build(None, |name| {
+        texts.get(name).cloned().ok_or_else(|| missing(&format!("<embedded>/{name}")))
+    })
+}
+
+/// Load every policy file from `dir`. Any missing or malformed file is an error.
+pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
+    build(Some(dir), |name| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| PolicyError {
+            file: p.display().to_string(),
+            field: None,
+            message: format!("cannot read policy file: {e}; every level L0..L4 and operator.toml are required"),
+        })
+    })
+}
+
+fn missing(file: &str) -> PolicyError {
+    PolicyError { file: file.into(), field: None, message: "missing".into() }
+}
+
+fn build(
+    dir: Option<&Path>,
+    read: impl Fn(&str) -> Result<String, PolicyError>,
+) -> Result<Policies, PolicyError> {
+    let display = |name: &str| match dir {
+        Some(d) => d.join(name).display().to_string(),
+        None => format!("<embedded>/{name}"),
+    };
+    let mut levels = BTreeMap::new();
+    for level in Level::ALL {
+        let name = format!("{level}.toml");
+        let file = display(&name);
+        levels.insert(level, parse_level(&read(&name)?, &file, level)?);
+    }
+    let name = "operator.toml";
+    let operator = parse_operator(&read(name)?, &display(name))?;
+    Ok(Policies { dir: dir.map(Path::to_path_buf), levels, operator })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    level: String,
+    checkout: String,
+    gate: String,
+    push: bool,
+    network: String,
+    runtime: RawRuntime,
+    limits: RawLimits,
+    scope: RawScope,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    default: String,
+    allowed: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    timeout: String,
+    attempts: i64,
+    cpus: f64,
+    memory: String,
+    pids: i64,
+    tmpfs: String,
+    tmpfs_inodes: i64,
+    out: String,
+    log_bytes: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScope {
+    max_files_changed: i64,
+    max_diff_bytes: String,
+    allow_binary: bool,
+    #[serde(default)]
+    protected: Vec<RawProtected>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtected {
+    action: String,
+    paths: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    sources: BTreeMap<String, String>,
+    authors: RawAuthors,
+    #[serde(default)]
+    repos: Vec<RawRepo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthors {
+    untrusted_max: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    #[serde(rename = "match")]
+    pattern: String,
+    max_level: String,
+}
+
+/// Errors for one file.
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> PolicyError {
+        PolicyError { file: self.file.into(), field: Some(field.into()), message: message.into() }
+    }
+
+    fn toml<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, PolicyError> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
+            let flat: Vec<_> = e.to_string().lines().map(str::trim).filter(|l| !l.is_empty() && *l != "|").map(str::to_string).collect();
+            PolicyError { file: self.file.into(), field: field.map(str::to_string), message: flat.join(" ") }
+        })
+    }
+
+    fn level(&self, field: &str, v: &str) -> Result<Level, PolicyError> {
+        Level::parse(v).ok_or_else(|| self.err(field, format!("`{v}` is not a level; accepted: L0, L1, L2, L3, L4")))
+    }
+
+    fn bytes(&self, field: &str, v: &str) -> Result<u64, PolicyError> {
+        parse_bytes(v).map_err(|m| self.err(field, m))
+    }
+
+    fn count(&self, field: &str, v: i64) -> Result<i64, PolicyError> {
+        if v < 1 {
+            return Err(self.err(field, format!("`{v}` must be at least 1")));
+        }
+        Ok(v)
+    }
+
+    fn runtime(&self, field: &str, v: &str) -> Result<Runtime, PolicyError> {
+        Runtime::parse(v).ok_or_else(|| self.err(field, format!("`{v}` is not a runtime; accepted: runc, runsc")))
+    }
+}
+
+fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, PolicyError> {
+    let c = Ctx { file };
+    let raw: RawLevel = c.toml(text)?;
+    let level = c.level("level", &raw.level)?;
+    if level != expect {
+        return Err(c.err("level", format!("says {level} but the file is {expect}.toml")));
+    }
+    if raw.network != "none" {
+        return Err(c.err("network", format!("`{}` is not supported; only \"none\" is accepted for now", raw.network)));
+    }
+    if raw.push && level < Level::L3 {
+        return Err(c.err("push", format!("{level} may not push; only L3 and L4 can")));
+    }
+    let checkout = match raw.checkout.as_str() {
+        "read_only" => Checkout::ReadOnly,
+        "writable" => Checkout::Writable,
+        v => return Err(c.err("checkout", format!("`{v}` is not accepted; use read_only or writable"))),
+    };
+    if level == Level::L0 && checkout != Checkout::ReadOnly {
+        return Err(c.err("checkout", "L0 is read-only by definition; use read_only"));
+    }
+    let gate = match raw.gate.as_str() {
+        "none" => GateRule::None,
+        "optional" => GateRule::Optional,
+        "required" => GateRule::Required,
+        v => return Err(c.err("gate", format!("`{v}` is not accepted; use none, optional or required"))),
+    };
+    if level >= Level::L2 && gate != GateRule::Required {
+        return Err(c.err("gate", format!("{level} requires the gate; use required")));
+    }
+    let (runtime_default, runtime_allowed) = runtime(&c, raw.runtime)?;
+    Ok(LevelPolicy {
+        level,
+        checkout,
+        gate,
+        push: raw.push,
+        runtime_default,
+        runtime_allowed,
+        limits: limits(&c, raw.limits)?,
+        scope: scope(&c, raw.scope)?,
+    })
+}
+
+fn runtime(c: &Ctx, raw: RawRuntime) -> Result<(Runtime, Vec<Runtime>), PolicyError> {
+    let default = c.runtime("runtime.default", &raw.default)?;
+    let allowed = raw
+        .allowed
+        .iter()
+        .map(|r| c.runtime("runtime.allowed", r))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !allowed.contains(&default) {
+        return Err(c.err("runtime.default", format!("`{}` is not in runtime.allowed", raw.default)));
+    }
+    Ok((default, allowed))
+}
+
+fn limits(c: &Ctx, l: RawLimits) -> Result<Limits, PolicyError> {
+    if !(l.cpus.is_finite() && l.cpus >= 0.01) {
+        return Err(c.err("limits.cpus", format!("`{}` must be at least 0.01", l.cpus)));
+    }
+    Ok(Limits {
+        timeout: parse_duration(&l.timeout).map_err(|m| c.err("limits.timeout", m))?,
+        attempts: c.count("limits.attempts", l.attempts)?.min(100) as u32,
+        cpus: l.cpus,
+        memory: c.bytes("limits.memory", &l.memory)?,
+        pids: c.count("limits.pids", l.pids)?,
+        tmpfs: c.bytes("limits.tmpfs", &l.tmpfs)?,
+        tmpfs_inodes: c.count("limits.tmpfs_inodes", l.tmpfs_inodes)? as u64,
+        out: c.bytes("limits.out", &l.out)?,
+        log_bytes: c.bytes("limits.log_bytes", &l.log_bytes)?,
+    })
+}
+
+fn scope(c: &Ctx, s: RawScope) -> Result<Scope, PolicyError> {
+    let mut protected = Vec::new();
+    for (i, p) in s.protected.into_iter().enumerate() {
+        let field = format!("scope.protected[{i}]");
+        let action = match p.action.as_str() {
+            "request_review" => ScopeAction::RequestReview,
+            "blocked" => ScopeAction::Blocked,
+            v => return Err(c.err(&format!("{field}.action"), format!("`{v}` is not accepted; use request_review or blocked"))),
+        };
+        for pat in &p.paths {
+            super::scope::compile(pat).map_err(|m| c.err(&format!("{field}.paths"), m))?;
+        }
+        protected.push(ProtectedRule { action, paths: p.paths });
+    }
+    Ok(Scope {
+        max_files_changed: c.count("scope.max_files_changed", s.max_files_changed)? as usize,
+        max_diff_bytes: c.bytes("scope.max_diff_bytes", &s.max_diff_bytes)?,
+        allow_binary: s.allow_binary,
+        protected,
+    })
+}
+
+fn parse_operator(text: &str, file: &str) -> Result<Operator, PolicyError> {
+    let c = Ctx { file };
+    let raw: RawOperator = c.toml(text)?;
+    let mut sources = BTreeMap::new();
+    for (name, level) in &raw.sources {
+        if !SOURCES.contains(&name.as_str()) {
+            return Err(c.err(&format!("sources.{name}"), format!("unknown source; accepted: {}", SOURCES.join(", "))));
+        }
+        sources.insert(name.clone(), c.level(&format!("sources.{name}"), level)?);
+    }
+    let repos = raw
+        .repos
+        .iter()
+        .enumerate()
+        .map(|(i, r)| repo_rule(&c, i, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Operator {
+        sources,
+        untrusted_author_max: c.level("authors.untrusted_max", &raw.authors.untrusted_max)?,
+        repos,
+    })
+}
+
+fn repo_rule(c: &Ctx, i: usize, r: &RawRepo) -> Result<RepoRule, PolicyError> {
+    super::scope::compile(&r.pattern).map_err(|m| c.err(&format!("repos[{i}].match"), m))?;
+    Ok(RepoRule { pattern: r.pattern.clone(), max_level: c.level(&format!("repos[{i}].max_level"), &r.max_level)? })
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,162 @@
+//! Permission levels as operator policies: one file per level plus `operator.toml`.
+//!
+//! Loading fails closed (unknown keys, bad values, a missing level file). The shipped files are
+//! embedded as defaults. Admission ([`admit`]) and scope checks ([`scope`]) are pure functions.
+
+pub mod admit;
+mod files;
+pub mod scope;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::spec::Level;
+
+pub use admit::{admit, Admission, Refusal, Source, Trigger};
+pub use files::{load_dir, load_embedded};
+pub use scope::{ChangedFile, ScopeVerdict};
+
+/// How the checkout is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkout {
+    ReadOnly,
+    Writable,
+}
+
+/// Whether a level runs the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateRule {
+    None,
+    Optional,
+    Required,
+}
+
+/// Container runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Runtime {
+    Runc,
+    Runsc,
+}
+
+impl Runtime {
+    pub fn parse(s: &str) -> Option<Runtime> {
+        match s {
+            "runc" => Some(Runtime::Runc),
+            "runsc" => Some(Runtime::Runsc),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Runsc => "runsc",
+        }
+    }
+}
+
+/// What a protected path does to a task that changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeAction {
+    /// The task ends `needs_human`.
+    RequestReview,
+    /// The task ends `blocked`.
+    Blocked,
+}
+
+/// Resource limits: ceilings in a level file, effective values after admission.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub cpus: f64,
+    pub memory: u64,
+    pub pids: i64,
+    pub tmpfs: u64,
+    pub tmpfs_inodes: u64,
+    pub out: u64,
+    pub log_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtectedRule {
+    pub action: ScopeAction,
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scope {
+    pub max_files_changed: usize,
+    pub max_diff_bytes: u64,
+    pub allow_binary: bool,
+    pub protected: Vec<ProtectedRule>,
+}
+
+/// One level's rules, as loaded from `L<n>.toml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelPolicy {
+    pub level: Level,
+    pub checkout: Checkout,
+    pub gate: GateRule,
+    pub push: bool,
+    pub runtime_default: Runtime,
+    pub runtime_allowed: Vec<Runtime>,
+    pub limits: Limits,
+    pub scope: Scope,
+}
+
+/// A repository pattern and the highest level tasks on it may have.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoRule {
+    pub pattern: String,
+    pub max_level: Level,
+}
+
+/// `operator.toml`: who and what may start which level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Operator {
+    pub sources: BTreeMap<String, Level>,
+    pub untrusted_author_max: Level,
+    pub repos: Vec<RepoRule>,
+}
+
+/// Every rule the operator set, with where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policies {
+    /// The directory, or `None` for the embedded defaults.
+    pub dir: Option<PathBuf>,
+    pub levels: BTreeMap<Level, LevelPolicy>,
+    pub operator: Operator,
+}
+
+impl Policies {
+    pub fn level(&self, level: Level) -> &LevelPolicy {
+        // Loading guarantees all five levels exist.
+        &self.levels[&level]
+    }
+}
+
+/// A policy file that cannot be used. Names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct PolicyError {
+    pub file: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::units::format_duration(*d))
+    }
+}

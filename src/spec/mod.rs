@@ -1,0 +1,126 @@
+//! The work packet: a task spec (TOML) parsed, then validated into [`TaskSpec`].
+//!
+//! Parsing fails closed: unknown keys are errors, and every message names the file and the field
+//! and says what would be accepted. Relative paths are relative to the spec file.
+
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use validate::{load, parse_str};
+
+/// Largest issue text accepted (the issue is untrusted and goes into the sandbox as a file).
+pub const MAX_ISSUE_BYTES: u64 = 256 * 1024;
+/// Largest title accepted.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A permission level, L0 (read-only) to L4 (automation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    L0,
+    L1,
+    L2,
+    L3,
+    L4,
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [Level::L0, Level::L1, Level::L2, Level::L3, Level::L4];
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::L0 => "L0",
+            Level::L1 => "L1",
+            Level::L2 => "L2",
+            Level::L3 => "L3",
+            Level::L4 => "L4",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the source comes from: a local path (made absolute) or a remote URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoSpec {
+    pub url: String,
+    pub base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentSpec {
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateSpec {
+    pub image: String,
+    pub commands: Vec<Vec<String>>,
+}
+
+/// Limits a task asks for. Each may only tighten the policy's ceiling (checked at admission).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestedLimits {
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
+    pub pids: Option<i64>,
+}
+
+/// A validated task spec.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskSpec {
+    /// The spec file it came from (for messages).
+    pub source: PathBuf,
+    pub title: String,
+    pub level: Level,
+    pub acceptance: Vec<String>,
+    pub repo: RepoSpec,
+    /// Untrusted text, never interpreted by airlock.
+    #[serde(skip)]
+    pub issue_text: String,
+    pub agent: AgentSpec,
+    /// `None` when the spec has no `[gate]`.
+    pub gate: Option<GateSpec>,
+    pub limits: RequestedLimits,
+    /// Runtime requested by the spec (`runc` | `runsc`); the policy decides.
+    pub runtime: Option<String>,
+}
+
+/// Why a spec was rejected. Always carries the file, and the field where there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> Self {
+        SpecError {
+            file: file.to_path_buf(),
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
