@@ -5,6 +5,8 @@
 //! decide each attempt, `artifacts` exports, `runner` ties one task's lifecycle together.
 
 pub mod gate;
+pub mod policy;
+pub mod sandbox;
 pub mod spec;
 pub mod units;
-pub mod policy;
+pub mod workspace;

@@ -5,8 +5,9 @@ use std::time::Duration;
 /// Parse a duration such as `"90s"`, `"10m"`, `"1h 30m"`. Zero is rejected: a zero limit is
 /// never what an operator means.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. \"90s\", \"10m\", \"1h\""))?;
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); use e.g. \"90s\", \"10m\", \"1h\"")
+    })?;
     if d.is_zero() {
         return Err(format!("`{text}` is zero; a duration must be positive"));
     }
@@ -17,7 +18,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// optional trailing "b" / "ib"). `"64m"` is 64 MiB.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
     let (digits, mult) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1u64 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),

@@ -19,7 +19,13 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [Source::Cli, Source::Api, Source::IssueLabel, Source::Comment, Source::Schedule];
+    pub const ALL: [Source; 5] = [
+        Source::Cli,
+        Source::Api,
+        Source::IssueLabel,
+        Source::Comment,
+        Source::Schedule,
+    ];
 
     /// The key used in `operator.toml` `[sources]`.
     pub fn key(self) -> &'static str {
@@ -44,7 +50,10 @@ pub struct Trigger {
 impl Trigger {
     /// An operator running `airlock run` at the runner's shell.
     pub fn cli() -> Self {
-        Trigger { source: Source::Cli, author_trusted: true }
+        Trigger {
+            source: Source::Cli,
+            author_trusted: true,
+        }
     }
 }
 
@@ -70,7 +79,10 @@ pub struct Refusal {
 }
 
 fn refuse(reason: &str, message: String) -> Refusal {
-    Refusal { reason: reason.into(), message }
+    Refusal {
+        reason: reason.into(),
+        message,
+    }
 }
 
 /// Decide whether `spec` may run under `policies` when started by `trigger`.
@@ -84,14 +96,32 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
     let limits = tighten(&policy.limits, spec)?;
     let runtime = runtime(&policy, spec.runtime.as_deref())?;
     let run_gate = gate(&policy, spec.gate.is_some())?;
-    rules.push(format!("{level} policy: checkout {:?}, gate {:?}, push {}", policy.checkout, policy.gate, policy.push));
-    Ok(Admission { level, policy, limits, runtime, run_gate, rules })
+    rules.push(format!(
+        "{level} policy: checkout {:?}, gate {:?}, push {}",
+        policy.checkout, policy.gate, policy.push
+    ));
+    Ok(Admission {
+        level,
+        policy,
+        limits,
+        runtime,
+        run_gate,
+        rules,
+    })
 }
 
-fn check_source(p: &Policies, t: Trigger, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+fn check_source(
+    p: &Policies,
+    t: Trigger,
+    level: Level,
+    rules: &mut Vec<String>,
+) -> Result<(), Refusal> {
     let key = t.source.key();
     let Some(max) = p.operator.sources.get(key) else {
-        return Err(refuse("source_not_allowed", format!("operator.toml allows no task from source `{key}`")));
+        return Err(refuse(
+            "source_not_allowed",
+            format!("operator.toml allows no task from source `{key}`"),
+        ));
     };
     if level > *max {
         return Err(refuse("level_above_source", format!("source `{key}` may start at most {max} (operator.toml [sources]); {level} was requested")));
@@ -100,21 +130,45 @@ fn check_source(p: &Policies, t: Trigger, level: Level, rules: &mut Vec<String>)
     Ok(())
 }
 
-fn check_repo(p: &Policies, url: &str, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+fn check_repo(
+    p: &Policies,
+    url: &str,
+    level: Level,
+    rules: &mut Vec<String>,
+) -> Result<(), Refusal> {
     let rule = p.operator.repos.iter().find(|r| {
-        super::scope::compile(&r.pattern).map(|m| m.is_match(url)).unwrap_or(false)
+        super::scope::compile(&r.pattern)
+            .map(|m| m.is_match(url))
+            .unwrap_or(false)
     });
     let Some(rule) = rule else {
-        return Err(refuse("repo_not_allowed", format!("repository `{url}` matches no [[repos]] rule in operator.toml")));
+        return Err(refuse(
+            "repo_not_allowed",
+            format!("repository `{url}` matches no [[repos]] rule in operator.toml"),
+        ));
     };
     if level > rule.max_level {
-        return Err(refuse("level_above_repo", format!("repository `{url}` (rule `{}`) allows at most {}; {level} was requested", rule.pattern, rule.max_level)));
+        return Err(refuse(
+            "level_above_repo",
+            format!(
+                "repository `{url}` (rule `{}`) allows at most {}; {level} was requested",
+                rule.pattern, rule.max_level
+            ),
+        ));
     }
-    rules.push(format!("repo rule `{}` allows up to {}", rule.pattern, rule.max_level));
+    rules.push(format!(
+        "repo rule `{}` allows up to {}",
+        rule.pattern, rule.max_level
+    ));
     Ok(())
 }
 
-fn check_author(p: &Policies, t: Trigger, level: Level, rules: &mut Vec<String>) -> Result<(), Refusal> {
+fn check_author(
+    p: &Policies,
+    t: Trigger,
+    level: Level,
+    rules: &mut Vec<String>,
+) -> Result<(), Refusal> {
     let max = p.operator.untrusted_author_max;
     if !t.author_trusted && level > max {
         return Err(refuse("untrusted_author", format!("the issue author has no write access; such tasks are capped at {max} (operator.toml [authors] untrusted_max); {level} was requested")));
@@ -130,13 +184,17 @@ fn tighten(ceiling: &Limits, spec: &TaskSpec) -> Result<Limits, Refusal> {
     let r = &spec.limits;
     let mut eff = ceiling.clone();
     if let Some(t) = r.timeout {
-        eff.timeout = not_above("timeout", t, ceiling.timeout, |d| crate::units::format_duration(*d))?;
+        eff.timeout = not_above("timeout", t, ceiling.timeout, |d| {
+            crate::units::format_duration(*d)
+        })?;
     }
     if let Some(a) = r.attempts {
         eff.attempts = not_above("attempts", a, ceiling.attempts, u32::to_string)?;
     }
     if let Some(m) = r.memory {
-        eff.memory = not_above("memory", m, ceiling.memory, |b| crate::units::format_bytes(*b))?;
+        eff.memory = not_above("memory", m, ceiling.memory, |b| {
+            crate::units::format_bytes(*b)
+        })?;
     }
     if let Some(p) = r.pids {
         eff.pids = not_above("pids", p, ceiling.pids, i64::to_string)?;
@@ -147,7 +205,12 @@ fn tighten(ceiling: &Limits, spec: &TaskSpec) -> Result<Limits, Refusal> {
     Ok(eff)
 }
 
-fn not_above<T: PartialOrd + Copy>(field: &str, want: T, ceiling: T, show: impl Fn(&T) -> String) -> Result<T, Refusal> {
+fn not_above<T: PartialOrd + Copy>(
+    field: &str,
+    want: T,
+    ceiling: T,
+    show: impl Fn(&T) -> String,
+) -> Result<T, Refusal> {
     if want > ceiling {
         return Err(refuse("limit_above_ceiling", format!("limits.{field} = {} is above the policy's ceiling {}; a task may only tighten limits", show(&want), show(&ceiling))));
     }
@@ -155,18 +218,40 @@ fn not_above<T: PartialOrd + Copy>(field: &str, want: T, ceiling: T, show: impl 
 }
 
 fn runtime(policy: &LevelPolicy, requested: Option<&str>) -> Result<Runtime, Refusal> {
-    let Some(name) = requested else { return Ok(policy.runtime_default) };
-    let rt = Runtime::parse(name).ok_or_else(|| refuse("runtime_not_allowed", format!("runtime `{name}` is unknown")))?;
+    let Some(name) = requested else {
+        return Ok(policy.runtime_default);
+    };
+    let rt = Runtime::parse(name).ok_or_else(|| {
+        refuse(
+            "runtime_not_allowed",
+            format!("runtime `{name}` is unknown"),
+        )
+    })?;
     if !policy.runtime_allowed.contains(&rt) {
-        return Err(refuse("runtime_not_allowed", format!("runtime `{name}` is not allowed at {} (allowed: {:?})", policy.level, policy.runtime_allowed)));
+        return Err(refuse(
+            "runtime_not_allowed",
+            format!(
+                "runtime `{name}` is not allowed at {} (allowed: {:?})",
+                policy.level, policy.runtime_allowed
+            ),
+        ));
     }
     Ok(rt)
 }
 
 fn gate(policy: &LevelPolicy, has_gate: bool) -> Result<bool, Refusal> {
     match (policy.gate, has_gate) {
-        (GateRule::Required, false) => Err(refuse("gate_required", format!("{} requires a gate; add a [gate] with commands", policy.level))),
-        (GateRule::None, true) => Err(refuse("gate_not_allowed", format!("{} runs no gate (read-only); remove [gate]", policy.level))),
+        (GateRule::Required, false) => Err(refuse(
+            "gate_required",
+            format!(
+                "{} requires a gate; add a [gate] with commands",
+                policy.level
+            ),
+        )),
+        (GateRule::None, true) => Err(refuse(
+            "gate_not_allowed",
+            format!("{} runs no gate (read-only); remove [gate]", policy.level),
+        )),
         (_, has) => Ok(has),
     }
 }

@@ -19,17 +19,29 @@ const EMBEDDED: [(&str, &str); 6] = [
     ("L2.toml", include_str!("../../policies/L2.toml")),
     ("L3.toml", include_str!("../../policies/L3.toml")),
     ("L4.toml", include_str!("../../policies/L4.toml")),
-    ("operator.toml", include_str!("../../policies/operator.toml")),
+    (
+        "operator.toml",
+        include_str!("../../policies/operator.toml"),
+    ),
 ];
 
 /// Known trigger sources in `operator.toml` `[sources]`.
-pub const SOURCES: [&str; 5] = ["cli", "api", "webhook:issue_label", "webhook:comment", "schedule"];
+pub const SOURCES: [&str; 5] = [
+    "cli",
+    "api",
+    "webhook:issue_label",
+    "webhook:comment",
+    "schedule",
+];
 
 /// The embedded defaults (the files shipped in `policies/`).
 pub fn load_embedded() -> Result<Policies, PolicyError> {
     let texts: BTreeMap<&str, String> = EMBEDDED.iter().map(|(n, t)| (*n, t.to_string())).collect();
     build(None, |name| {
-        texts.get(name).cloned().ok_or_else(|| missing(&format!("<embedded>/{name}")))
+        texts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| missing(&format!("<embedded>/{name}")))
     })
 }
 
@@ -40,13 +52,19 @@ pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
         std::fs::read_to_string(&p).map_err(|e| PolicyError {
             file: p.display().to_string(),
             field: None,
-            message: format!("cannot read policy file: {e}; every level L0..L4 and operator.toml are required"),
+            message: format!(
+                "cannot read policy file: {e}; every level L0..L4 and operator.toml are required"
+            ),
         })
     })
 }
 
 fn missing(file: &str) -> PolicyError {
-    PolicyError { file: file.into(), field: None, message: "missing".into() }
+    PolicyError {
+        file: file.into(),
+        field: None,
+        message: "missing".into(),
+    }
 }
 
 fn build(
@@ -65,7 +83,11 @@ fn build(
     }
     let name = "operator.toml";
     let operator = parse_operator(&read(name)?, &display(name))?;
-    Ok(Policies { dir: dir.map(Path::to_path_buf), levels, operator })
+    Ok(Policies {
+        dir: dir.map(Path::to_path_buf),
+        levels,
+        operator,
+    })
 }
 
 #[derive(Deserialize)]
@@ -149,7 +171,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, field: &str, message: impl Into<String>) -> PolicyError {
-        PolicyError { file: self.file.into(), field: Some(field.into()), message: message.into() }
+        PolicyError {
+            file: self.file.into(),
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 
     fn toml<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, PolicyError> {
@@ -159,13 +185,28 @@ impl Ctx<'_> {
                 .split('`')
                 .nth(1)
                 .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
-            let flat: Vec<_> = e.to_string().lines().map(str::trim).filter(|l| !l.is_empty() && *l != "|").map(str::to_string).collect();
-            PolicyError { file: self.file.into(), field: field.map(str::to_string), message: flat.join(" ") }
+            let flat: Vec<_> = e
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && *l != "|")
+                .map(str::to_string)
+                .collect();
+            PolicyError {
+                file: self.file.into(),
+                field: field.map(str::to_string),
+                message: flat.join(" "),
+            }
         })
     }
 
     fn level(&self, field: &str, v: &str) -> Result<Level, PolicyError> {
-        Level::parse(v).ok_or_else(|| self.err(field, format!("`{v}` is not a level; accepted: L0, L1, L2, L3, L4")))
+        Level::parse(v).ok_or_else(|| {
+            self.err(
+                field,
+                format!("`{v}` is not a level; accepted: L0, L1, L2, L3, L4"),
+            )
+        })
     }
 
     fn bytes(&self, field: &str, v: &str) -> Result<u64, PolicyError> {
@@ -180,7 +221,12 @@ impl Ctx<'_> {
     }
 
     fn runtime(&self, field: &str, v: &str) -> Result<Runtime, PolicyError> {
-        Runtime::parse(v).ok_or_else(|| self.err(field, format!("`{v}` is not a runtime; accepted: runc, runsc")))
+        Runtime::parse(v).ok_or_else(|| {
+            self.err(
+                field,
+                format!("`{v}` is not a runtime; accepted: runc, runsc"),
+            )
+        })
     }
 }
 
@@ -189,10 +235,19 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
     let raw: RawLevel = c.toml(text)?;
     let level = c.level("level", &raw.level)?;
     if level != expect {
-        return Err(c.err("level", format!("says {level} but the file is {expect}.toml")));
+        return Err(c.err(
+            "level",
+            format!("says {level} but the file is {expect}.toml"),
+        ));
     }
     if raw.network != "none" {
-        return Err(c.err("network", format!("`{}` is not supported; only \"none\" is accepted for now", raw.network)));
+        return Err(c.err(
+            "network",
+            format!(
+                "`{}` is not supported; only \"none\" is accepted for now",
+                raw.network
+            ),
+        ));
     }
     if raw.push && level < Level::L3 {
         return Err(c.err("push", format!("{level} may not push; only L3 and L4 can")));
@@ -200,7 +255,12 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
     let checkout = match raw.checkout.as_str() {
         "read_only" => Checkout::ReadOnly,
         "writable" => Checkout::Writable,
-        v => return Err(c.err("checkout", format!("`{v}` is not accepted; use read_only or writable"))),
+        v => {
+            return Err(c.err(
+                "checkout",
+                format!("`{v}` is not accepted; use read_only or writable"),
+            ))
+        }
     };
     if level == Level::L0 && checkout != Checkout::ReadOnly {
         return Err(c.err("checkout", "L0 is read-only by definition; use read_only"));
@@ -209,7 +269,12 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         "none" => GateRule::None,
         "optional" => GateRule::Optional,
         "required" => GateRule::Required,
-        v => return Err(c.err("gate", format!("`{v}` is not accepted; use none, optional or required"))),
+        v => {
+            return Err(c.err(
+                "gate",
+                format!("`{v}` is not accepted; use none, optional or required"),
+            ))
+        }
     };
     if level >= Level::L2 && gate != GateRule::Required {
         return Err(c.err("gate", format!("{level} requires the gate; use required")));
@@ -235,7 +300,10 @@ fn runtime(c: &Ctx, raw: RawRuntime) -> Result<(Runtime, Vec<Runtime>), PolicyEr
         .map(|r| c.runtime("runtime.allowed", r))
         .collect::<Result<Vec<_>, _>>()?;
     if !allowed.contains(&default) {
-        return Err(c.err("runtime.default", format!("`{}` is not in runtime.allowed", raw.default)));
+        return Err(c.err(
+            "runtime.default",
+            format!("`{}` is not in runtime.allowed", raw.default),
+        ));
     }
     Ok((default, allowed))
 }
@@ -264,12 +332,20 @@ fn scope(c: &Ctx, s: RawScope) -> Result<Scope, PolicyError> {
         let action = match p.action.as_str() {
             "request_review" => ScopeAction::RequestReview,
             "blocked" => ScopeAction::Blocked,
-            v => return Err(c.err(&format!("{field}.action"), format!("`{v}` is not accepted; use request_review or blocked"))),
+            v => {
+                return Err(c.err(
+                    &format!("{field}.action"),
+                    format!("`{v}` is not accepted; use request_review or blocked"),
+                ))
+            }
         };
         for pat in &p.paths {
             super::scope::compile(pat).map_err(|m| c.err(&format!("{field}.paths"), m))?;
         }
-        protected.push(ProtectedRule { action, paths: p.paths });
+        protected.push(ProtectedRule {
+            action,
+            paths: p.paths,
+        });
     }
     Ok(Scope {
         max_files_changed: c.count("scope.max_files_changed", s.max_files_changed)? as usize,
@@ -285,7 +361,10 @@ fn parse_operator(text: &str, file: &str) -> Result<Operator, PolicyError> {
     let mut sources = BTreeMap::new();
     for (name, level) in &raw.sources {
         if !SOURCES.contains(&name.as_str()) {
-            return Err(c.err(&format!("sources.{name}"), format!("unknown source; accepted: {}", SOURCES.join(", "))));
+            return Err(c.err(
+                &format!("sources.{name}"),
+                format!("unknown source; accepted: {}", SOURCES.join(", ")),
+            ));
         }
         sources.insert(name.clone(), c.level(&format!("sources.{name}"), level)?);
     }
@@ -304,7 +383,10 @@ fn parse_operator(text: &str, file: &str) -> Result<Operator, PolicyError> {
 
 fn repo_rule(c: &Ctx, i: usize, r: &RawRepo) -> Result<RepoRule, PolicyError> {
     super::scope::compile(&r.pattern).map_err(|m| c.err(&format!("repos[{i}].match"), m))?;
-    Ok(RepoRule { pattern: r.pattern.clone(), max_level: c.level(&format!("repos[{i}].max_level"), &r.max_level)? })
+    Ok(RepoRule {
+        pattern: r.pattern.clone(),
+        max_level: c.level(&format!("repos[{i}].max_level"), &r.max_level)?,
+    })
 }
 
 #[cfg(test)]

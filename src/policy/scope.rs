@@ -42,21 +42,40 @@ pub enum ScopeVerdict {
 pub fn check(scope: &Scope, files: &[ChangedFile], diff_bytes: u64) -> ScopeVerdict {
     let (blocked, review) = protected_hits(scope, files);
     if !blocked.is_empty() {
-        return ScopeVerdict::Blocked { reason: "forbidden_path".into(), paths: blocked };
+        return ScopeVerdict::Blocked {
+            reason: "forbidden_path".into(),
+            paths: blocked,
+        };
     }
     if files.len() > scope.max_files_changed {
         let paths = files.iter().map(|f| f.path.clone()).collect();
-        return ScopeVerdict::Blocked { reason: "too_many_files".into(), paths };
+        return ScopeVerdict::Blocked {
+            reason: "too_many_files".into(),
+            paths,
+        };
     }
     if diff_bytes > scope.max_diff_bytes {
-        return ScopeVerdict::Blocked { reason: "diff_too_large".into(), paths: vec![] };
+        return ScopeVerdict::Blocked {
+            reason: "diff_too_large".into(),
+            paths: vec![],
+        };
     }
-    let binaries: Vec<String> = files.iter().filter(|f| f.binary).map(|f| f.path.clone()).collect();
+    let binaries: Vec<String> = files
+        .iter()
+        .filter(|f| f.binary)
+        .map(|f| f.path.clone())
+        .collect();
     if !scope.allow_binary && !binaries.is_empty() {
-        return ScopeVerdict::Blocked { reason: "binary_change".into(), paths: binaries };
+        return ScopeVerdict::Blocked {
+            reason: "binary_change".into(),
+            paths: binaries,
+        };
     }
     if !review.is_empty() {
-        return ScopeVerdict::NeedsHuman { reason: "protected_path".into(), paths: review };
+        return ScopeVerdict::NeedsHuman {
+            reason: "protected_path".into(),
+            paths: review,
+        };
     }
     ScopeVerdict::Ok
 }
@@ -66,7 +85,8 @@ fn protected_hits(scope: &Scope, files: &[ChangedFile]) -> (Vec<String>, Vec<Str
     let mut blocked = Vec::new();
     let mut review = Vec::new();
     for rule in &scope.protected {
-        let matchers: Vec<GlobMatcher> = rule.paths.iter().filter_map(|p| compile(p).ok()).collect();
+        let matchers: Vec<GlobMatcher> =
+            rule.paths.iter().filter_map(|p| compile(p).ok()).collect();
         for f in files {
             let names = std::iter::once(&f.path).chain(f.old_path.as_ref());
             for name in names.filter(|n| matchers.iter().any(|m| m.is_match(n.as_str()))) {
@@ -90,7 +110,12 @@ mod tests {
     use crate::spec::Level;
 
     fn file(path: &str) -> ChangedFile {
-        ChangedFile { path: path.into(), old_path: None, status: 'M', binary: false }
+        ChangedFile {
+            path: path.into(),
+            old_path: None,
+            status: 'M',
+            binary: false,
+        }
     }
 
     fn verdict(paths: &[&str]) -> ScopeVerdict {
@@ -101,40 +126,87 @@ mod tests {
 
     #[test]
     fn ordinary_source_changes_pass() {
-        assert_eq!(verdict(&["src/lib.rs", "tasks_app/store.py", "tests/test_store.py"]), ScopeVerdict::Ok);
+        assert_eq!(
+            verdict(&["src/lib.rs", "tasks_app/store.py", "tests/test_store.py"]),
+            ScopeVerdict::Ok
+        );
     }
 
     #[test]
     fn default_protected_paths_need_review() {
-        for p in [".github/workflows/x.yml", ".gitlab-ci.yml", ".ci/run", "CODEOWNERS", "docs/CODEOWNERS",
-            "AGENTS.md", "CLAUDE.md", ".githooks/pre-commit", ".husky/pre-push", "Cargo.toml",
-            "crates/a/Cargo.lock", "package.json", "web/package-lock.json", "pyproject.toml",
-            "requirements-dev.txt", "go.mod", "go.sum", ".vscode/settings.json"] {
-            assert!(matches!(verdict(&[p]), ScopeVerdict::NeedsHuman { ref reason, .. } if reason == "protected_path"), "{p}");
+        for p in [
+            ".github/workflows/x.yml",
+            ".gitlab-ci.yml",
+            ".ci/run",
+            "CODEOWNERS",
+            "docs/CODEOWNERS",
+            "AGENTS.md",
+            "CLAUDE.md",
+            ".githooks/pre-commit",
+            ".husky/pre-push",
+            "Cargo.toml",
+            "crates/a/Cargo.lock",
+            "package.json",
+            "web/package-lock.json",
+            "pyproject.toml",
+            "requirements-dev.txt",
+            "go.mod",
+            "go.sum",
+            ".vscode/settings.json",
+        ] {
+            assert!(
+                matches!(verdict(&[p]), ScopeVerdict::NeedsHuman { ref reason, .. } if reason == "protected_path"),
+                "{p}"
+            );
         }
     }
 
     #[test]
     fn key_material_is_blocked_and_wins() {
         let v = verdict(&[".github/x.yml", "certs/server.pem", "id.key"]);
-        assert_eq!(v, ScopeVerdict::Blocked { reason: "forbidden_path".into(), paths: vec!["certs/server.pem".into(), "id.key".into()] });
+        assert_eq!(
+            v,
+            ScopeVerdict::Blocked {
+                reason: "forbidden_path".into(),
+                paths: vec!["certs/server.pem".into(), "id.key".into()]
+            }
+        );
     }
 
     #[test]
     fn rename_out_of_a_protected_path_counts() {
         let p = load_embedded().unwrap();
-        let f = ChangedFile { path: "moved.yml".into(), old_path: Some(".github/workflows/ci.yml".into()), status: 'R', binary: false };
-        assert!(matches!(check(&p.level(Level::L2).scope, &[f], 10), ScopeVerdict::NeedsHuman { .. }));
+        let f = ChangedFile {
+            path: "moved.yml".into(),
+            old_path: Some(".github/workflows/ci.yml".into()),
+            status: 'R',
+            binary: false,
+        };
+        assert!(matches!(
+            check(&p.level(Level::L2).scope, &[f], 10),
+            ScopeVerdict::NeedsHuman { .. }
+        ));
     }
 
     #[test]
     fn too_many_files_too_many_bytes_and_binaries_are_blocked() {
         let p = load_embedded().unwrap();
         let scope = &p.level(Level::L2).scope;
-        let many: Vec<_> = (0..=scope.max_files_changed).map(|i| file(&format!("src/f{i}.rs"))).collect();
-        assert!(matches!(check(scope, &many, 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "too_many_files"));
-        assert!(matches!(check(scope, &[file("a")], scope.max_diff_bytes + 1), ScopeVerdict::Blocked { ref reason, .. } if reason == "diff_too_large"));
-        let bin = ChangedFile { binary: true, ..file("img.png") };
-        assert!(matches!(check(scope, &[bin], 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "binary_change"));
+        let many: Vec<_> = (0..=scope.max_files_changed)
+            .map(|i| file(&format!("src/f{i}.rs")))
+            .collect();
+        assert!(
+            matches!(check(scope, &many, 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "too_many_files")
+        );
+        assert!(
+            matches!(check(scope, &[file("a")], scope.max_diff_bytes + 1), ScopeVerdict::Blocked { ref reason, .. } if reason == "diff_too_large")
+        );
+        let bin = ChangedFile {
+            binary: true,
+            ..file("img.png")
+        };
+        assert!(
+            matches!(check(scope, &[bin], 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "binary_change")
+        );
     }
 }

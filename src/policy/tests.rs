@@ -49,19 +49,79 @@ fn load_edited(file: &str, edit: impl Fn(&str) -> String) -> String {
 #[test]
 fn malformed_files_name_file_and_field() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("L2.toml", "network = \"none\"", "network = \"bridge\"", "field `network`"),
-        ("L2.toml", "push = false", "push = false\nbogus = 1", "bogus"),
-        ("L1.toml", "attempts = 3", "attempts = 0", "field `limits.attempts`"),
-        ("L3.toml", "memory = \"2g\"", "memory = \"lots\"", "field `limits.memory`"),
-        ("L2.toml", "gate = \"required\"", "gate = \"optional\"", "field `gate`"),
+        (
+            "L2.toml",
+            "network = \"none\"",
+            "network = \"bridge\"",
+            "field `network`",
+        ),
+        (
+            "L2.toml",
+            "push = false",
+            "push = false\nbogus = 1",
+            "bogus",
+        ),
+        (
+            "L1.toml",
+            "attempts = 3",
+            "attempts = 0",
+            "field `limits.attempts`",
+        ),
+        (
+            "L3.toml",
+            "memory = \"2g\"",
+            "memory = \"lots\"",
+            "field `limits.memory`",
+        ),
+        (
+            "L2.toml",
+            "gate = \"required\"",
+            "gate = \"optional\"",
+            "field `gate`",
+        ),
         ("L1.toml", "push = false", "push = true", "field `push`"),
-        ("L0.toml", "checkout = \"read_only\"", "checkout = \"writable\"", "field `checkout`"),
-        ("L2.toml", "default = \"runc\"", "default = \"kata\"", "field `runtime.default`"),
-        ("L2.toml", "action = \"blocked\"", "action = \"shrug\"", "scope.protected[2].action"),
-        ("L4.toml", "level = \"L4\"", "level = \"L3\"", "field `level`"),
-        ("operator.toml", "cli = \"L3\"", "cli = \"L9\"", "field `sources.cli`"),
-        ("operator.toml", "cli = \"L3\"", "cli = \"L3\"\ntelepathy = \"L4\"", "sources.telepathy"),
-        ("operator.toml", "untrusted_max = \"L1\"", "", "untrusted_max"),
+        (
+            "L0.toml",
+            "checkout = \"read_only\"",
+            "checkout = \"writable\"",
+            "field `checkout`",
+        ),
+        (
+            "L2.toml",
+            "default = \"runc\"",
+            "default = \"kata\"",
+            "field `runtime.default`",
+        ),
+        (
+            "L2.toml",
+            "action = \"blocked\"",
+            "action = \"shrug\"",
+            "scope.protected[2].action",
+        ),
+        (
+            "L4.toml",
+            "level = \"L4\"",
+            "level = \"L3\"",
+            "field `level`",
+        ),
+        (
+            "operator.toml",
+            "cli = \"L3\"",
+            "cli = \"L9\"",
+            "field `sources.cli`",
+        ),
+        (
+            "operator.toml",
+            "cli = \"L3\"",
+            "cli = \"L3\"\ntelepathy = \"L4\"",
+            "sources.telepathy",
+        ),
+        (
+            "operator.toml",
+            "untrusted_max = \"L1\"",
+            "",
+            "untrusted_max",
+        ),
     ];
     for (file, from, to, want) in cases {
         let e = load_edited(file, |t| {

@@ -56,13 +56,19 @@ fn missing_field_is_named() {
 #[test]
 fn invalid_level_lists_accepted_values() {
     let e = err(&GOOD.replace("\"L2\"", "\"L9\""));
-    assert!(e.contains("field `level`") && e.contains("L0, L1, L2, L3, L4"), "{e}");
+    assert!(
+        e.contains("field `level`") && e.contains("L0, L1, L2, L3, L4"),
+        "{e}"
+    );
 }
 
 #[test]
 fn empty_argv_is_rejected() {
     let e = err(&GOOD.replace("[\"demo-agent\"]", "[]"));
-    assert!(e.contains("agent.command") && e.contains("empty argv"), "{e}");
+    assert!(
+        e.contains("agent.command") && e.contains("empty argv"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("[[\"python3\", \"-m\", \"pytest\", \"-q\"]]", "[[]]"));
     assert!(e.contains("gate.commands[0]"), "{e}");
 }
@@ -76,12 +82,19 @@ fn unreadable_issue_file_is_named() {
 #[test]
 fn nonexistent_repo_path_is_named() {
     let e = err(&GOOD.replace("url = \".\"", "url = \"/no/such/repo.git\""));
-    assert!(e.contains("repo.url") && e.contains("/no/such/repo.git"), "{e}");
+    assert!(
+        e.contains("repo.url") && e.contains("/no/such/repo.git"),
+        "{e}"
+    );
 }
 
 #[test]
 fn hostile_urls_and_refs_are_rejected() {
-    for url in ["ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /tmp/x", "fd::17"] {
+    for url in [
+        "ext::sh -c touch% /tmp/pwned",
+        "--upload-pack=touch /tmp/x",
+        "fd::17",
+    ] {
         let e = err(&GOOD.replace("url = \".\"", &format!("url = {url:?}")));
         assert!(e.contains("repo.url"), "{url}: {e}");
     }
@@ -101,7 +114,9 @@ fn env_cannot_carry_secrets_or_reserved_names() {
 
 #[test]
 fn limits_are_parsed_and_checked() {
-    let e = err(&GOOD.replace("timeout  = \"10m\"", "").replace("timeout = \"10m\"", "timeout = \"soon\""));
+    let e = err(&GOOD
+        .replace("timeout  = \"10m\"", "")
+        .replace("timeout = \"10m\"", "timeout = \"soon\""));
     assert!(e.contains("limits.timeout") && e.contains("soon"), "{e}");
     let e = err(&GOOD.replace("attempts = 3", "attempts = 0"));
     assert!(e.contains("limits.attempts"), "{e}");
@@ -115,6 +130,8 @@ fn issue_needs_exactly_one_source() {
 
 #[test]
 fn load_names_a_missing_spec_file() {
-    let e = load(Path::new("/no/such/task.toml")).unwrap_err().to_string();
+    let e = load(Path::new("/no/such/task.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/no/such/task.toml"), "{e}");
 }

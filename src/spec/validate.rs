@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use super::raw::{RawAgent, RawGate, RawIssue, RawLimits, RawSpec};
 use super::{
-    
     AgentSpec, GateSpec, Level, RepoSpec, RequestedLimits, SpecError, TaskSpec, MAX_ISSUE_BYTES,
     MAX_TITLE_CHARS,
 };
@@ -147,8 +146,12 @@ impl Validator<'_> {
     fn issue(&self, issue: RawIssue) -> Result<String, SpecError> {
         match (issue.file, issue.text) {
             (Some(_), Some(_)) => Err(self.err("issue", "give either `file` or `text`, not both")),
-            (None, None) => Err(self.err("issue", "needs `file = \"issue.md\"` or `text = \"...\"`")),
-            (None, Some(text)) => self.issue_size(text.len() as u64, "issue.text").map(|_| text),
+            (None, None) => {
+                Err(self.err("issue", "needs `file = \"issue.md\"` or `text = \"...\"`"))
+            }
+            (None, Some(text)) => self
+                .issue_size(text.len() as u64, "issue.text")
+                .map(|_| text),
             (Some(file), None) => self.issue_file(&file),
         }
     }
@@ -156,21 +159,33 @@ impl Validator<'_> {
     fn issue_file(&self, file: &str) -> Result<String, SpecError> {
         let path = self.dir.join(file);
         let meta = std::fs::metadata(&path).map_err(|e| {
-            self.err("issue.file", format!("cannot read `{}`: {e}", path.display()))
+            self.err(
+                "issue.file",
+                format!("cannot read `{}`: {e}", path.display()),
+            )
         })?;
         if !meta.is_file() {
-            return Err(self.err("issue.file", format!("`{}` is not a regular file", path.display())));
+            return Err(self.err(
+                "issue.file",
+                format!("`{}` is not a regular file", path.display()),
+            ));
         }
         self.issue_size(meta.len(), "issue.file")?;
         let bytes = std::fs::read(&path).map_err(|e| {
-            self.err("issue.file", format!("cannot read `{}`: {e}", path.display()))
+            self.err(
+                "issue.file",
+                format!("cannot read `{}`: {e}", path.display()),
+            )
         })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn issue_size(&self, len: u64, field: &str) -> Result<(), SpecError> {
         if len > MAX_ISSUE_BYTES {
-            return Err(self.err(field, format!("is {len} bytes; at most {MAX_ISSUE_BYTES} are accepted")));
+            return Err(self.err(
+                field,
+                format!("is {len} bytes; at most {MAX_ISSUE_BYTES} are accepted"),
+            ));
         }
         Ok(())
     }
@@ -180,13 +195,23 @@ impl Validator<'_> {
         valid_argv(&a.command).map_err(|m| self.err("agent.command", m))?;
         self.env(&a.env)?;
         let runtime = a.runtime.map(|r| self.runtime(r)).transpose()?;
-        Ok((AgentSpec { image: a.image, command: a.command, env: a.env }, runtime))
+        Ok((
+            AgentSpec {
+                image: a.image,
+                command: a.command,
+                env: a.env,
+            },
+            runtime,
+        ))
     }
 
     fn runtime(&self, r: String) -> Result<String, SpecError> {
         match r.as_str() {
             "runc" | "runsc" => Ok(r),
-            _ => Err(self.err("agent.runtime", format!("`{r}` is not a runtime; accepted: runc, runsc"))),
+            _ => Err(self.err(
+                "agent.runtime",
+                format!("`{r}` is not a runtime; accepted: runc, runsc"),
+            )),
         }
     }
 
@@ -205,37 +230,58 @@ impl Validator<'_> {
         let image = g.image.unwrap_or_else(|| agent_image.to_string());
         valid_image(&image).map_err(|m| self.err("gate.image", m))?;
         if g.commands.is_empty() {
-            return Err(self.err("gate.commands", "is empty; give at least one argv, or omit [gate]"));
+            return Err(self.err(
+                "gate.commands",
+                "is empty; give at least one argv, or omit [gate]",
+            ));
         }
         for (i, argv) in g.commands.iter().enumerate() {
             valid_argv(argv).map_err(|m| self.err(&format!("gate.commands[{i}]"), m))?;
         }
-        Ok(GateSpec { image, commands: g.commands })
+        Ok(GateSpec {
+            image,
+            commands: g.commands,
+        })
     }
 
     fn limits(&self, l: Option<RawLimits>) -> Result<RequestedLimits, SpecError> {
-        let Some(l) = l else { return Ok(RequestedLimits::default()) };
+        let Some(l) = l else {
+            return Ok(RequestedLimits::default());
+        };
         let timeout = l.timeout.map(|t| parse_duration(&t)).transpose();
         let memory = l.memory.map(|m| parse_bytes(&m)).transpose();
         Ok(RequestedLimits {
             timeout: timeout.map_err(|m| self.err("limits.timeout", m))?,
             memory: memory.map_err(|m| self.err("limits.memory", m))?,
-            attempts: l.attempts.map(|a| self.positive("limits.attempts", a, 100)).transpose()?.map(|a| a as u32),
-            pids: l.pids.map(|p| self.positive("limits.pids", p, 1 << 20)).transpose()?,
+            attempts: l
+                .attempts
+                .map(|a| self.positive("limits.attempts", a, 100))
+                .transpose()?
+                .map(|a| a as u32),
+            pids: l
+                .pids
+                .map(|p| self.positive("limits.pids", p, 1 << 20))
+                .transpose()?,
             cpus: l.cpus.map(|c| self.cpus(c)).transpose()?,
         })
     }
 
     fn positive(&self, field: &str, v: i64, max: i64) -> Result<i64, SpecError> {
         if v < 1 || v > max {
-            return Err(self.err(field, format!("`{v}` is out of range; accepted: 1 to {max}")));
+            return Err(self.err(
+                field,
+                format!("`{v}` is out of range; accepted: 1 to {max}"),
+            ));
         }
         Ok(v)
     }
 
     fn cpus(&self, c: f64) -> Result<f64, SpecError> {
         if !(c.is_finite() && c >= 0.01 && c <= 1024.0) {
-            return Err(self.err("limits.cpus", format!("`{c}` is out of range; accepted: 0.01 to 1024")));
+            return Err(self.err(
+                "limits.cpus",
+                format!("`{c}` is out of range; accepted: 0.01 to 1024"),
+            ));
         }
         Ok(c)
     }
@@ -243,7 +289,9 @@ impl Validator<'_> {
 
 fn valid_argv(argv: &[String]) -> Result<(), String> {
     match argv.first() {
-        None => Err("is an empty argv; give the program and its arguments, e.g. [\"demo-agent\"]".into()),
+        None => Err(
+            "is an empty argv; give the program and its arguments, e.g. [\"demo-agent\"]".into(),
+        ),
         Some(p) if p.trim().is_empty() => Err("has an empty program name (argv[0])".into()),
         _ if argv.iter().any(|a| a.contains('\0')) => Err("contains a NUL byte".into()),
         _ => Ok(()),
@@ -255,22 +303,36 @@ fn valid_image(image: &str) -> Result<(), String> {
     let ok = !image.is_empty()
         && !image.starts_with('-')
         && image.len() <= 255
-        && image.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{image}` is not an image reference such as \"airlock/demo:latest\""))
+        Err(format!(
+            "`{image}` is not an image reference such as \"airlock/demo:latest\""
+        ))
     }
 }
 
 /// Names airlock sets itself, or that would let a value reach the host's view of the sandbox.
 const RESERVED_ENV: &[&str] = &["HOME", "PATH", "LD_PRELOAD", "LD_LIBRARY_PATH"];
 /// Words in a name that mean the value is a secret; secrets never go into a sandbox.
-const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "PRIVATE_KEY"];
+const SECRET_WORDS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "API_KEY",
+    "PRIVATE_KEY",
+];
 
 fn valid_env_name(k: &str) -> Result<(), String> {
     let shape = !k.is_empty()
-        && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !shape {
         return Err("is not a variable name ([A-Za-z_][A-Za-z0-9_]*)".into());
@@ -294,10 +356,11 @@ fn valid_ref(base: &str) -> Result<(), String> {
         || base.ends_with(".lock")
         || base.contains("..")
         || base.contains("@{")
-        || base.chars().any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c));
+        || base
+            .chars()
+            .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c));
     if bad {
         return Err(format!("`{base}` is not a branch, tag or commit name"));
     }
     Ok(())
 }
-

@@ -1,0 +1,57 @@
+//! Sweeps: remove every container carrying a given airlock label, whatever state it is in.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::ListContainersOptions;
+
+use super::{Engine, SandboxError, LABEL_MANAGED};
+
+impl Engine {
+    /// Ids of all containers (running or not) labelled `airlock.managed=true` and, if given,
+    /// `key=value`.
+    pub async fn list_managed(
+        &self,
+        label: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, SandboxError> {
+        let mut labels = vec![format!("{LABEL_MANAGED}=true")];
+        if let Some((k, v)) = label {
+            labels.push(format!("{k}={v}"));
+        }
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
+            ..Default::default()
+        };
+        let list = self
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| SandboxError::Engine {
+                op: "list containers",
+                target: self.endpoint().into(),
+                source: e,
+            })?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Remove every managed container matching `label`. Tries all of them; returns how many
+    /// were removed and the first error, if any (the others are logged).
+    pub async fn sweep(&self, label: Option<(&str, &str)>) -> (usize, Option<SandboxError>) {
+        let ids = match self.list_managed(label).await {
+            Ok(ids) => ids,
+            Err(e) => return (0, Some(e)),
+        };
+        let mut first = None;
+        let mut removed = 0;
+        for id in ids {
+            match self.remove(&id).await {
+                Ok(()) => removed += 1,
+                Err(e) if first.is_none() => first = Some(e),
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "sweep could not remove a container")
+                }
+            }
+        }
+        (removed, first)
+    }
+}

@@ -1,0 +1,236 @@
+//! Run one container to completion: create, start, stream logs, wait under a deadline, inspect,
+//! and remove it on every path.
+
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::error::is_not_found;
+use super::hardening::{create_body, ContainerPlan};
+use super::{Engine, SandboxError, STOP_GRACE};
+
+/// How the container's run ended, as airlock saw it (never inferred from log text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// The process exited by itself.
+    Exited,
+    /// airlock stopped it at the deadline.
+    Timeout,
+    /// airlock stopped it because the task was cancelled (signal or API).
+    Cancelled,
+}
+
+/// What one container run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub container: String,
+    pub ended: Ended,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+/// Longest we keep draining logs after the container has exited.
+const LOG_DRAIN: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// Run `plan` until it exits, `deadline` passes or `cancel` fires; feed its output (stdout
+    /// and stderr interleaved) to `sink`. The container is removed before this returns.
+    pub async fn run(
+        &self,
+        plan: &ContainerPlan,
+        deadline: tokio::time::Instant,
+        cancel: &CancellationToken,
+        sink: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<RunOutcome, SandboxError> {
+        let started = Instant::now();
+        let id = self.create(plan).await?;
+        let result = self.drive(&id, deadline, cancel, sink).await;
+        let outcome = match result {
+            Ok((ended, _)) => self.inspect_end(&id, ended, started).await,
+            Err(e) => Err(e),
+        };
+        let removed = self.remove(&id).await;
+        match (outcome, removed) {
+            (Ok(o), Ok(())) => Ok(o),
+            (Ok(_), Err(c)) => Err(c),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(c)) => {
+                tracing::warn!(container = %id, error = %c, "cleanup after a failed run also failed");
+                Err(e)
+            }
+        }
+    }
+
+    async fn create(&self, plan: &ContainerPlan) -> Result<String, SandboxError> {
+        let opts = CreateContainerOptions {
+            name: Some(plan.name.clone()),
+            platform: String::new(),
+        };
+        match self
+            .docker()
+            .create_container(Some(opts), create_body(plan))
+            .await
+        {
+            Ok(r) => Ok(r.id),
+            Err(e) if is_not_found(&e) => Err(SandboxError::ImageMissing {
+                image: plan.image.clone(),
+            }),
+            Err(e) => Err(SandboxError::Engine {
+                op: "create container",
+                target: plan.name.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    async fn drive(
+        &self,
+        id: &str,
+        deadline: tokio::time::Instant,
+        cancel: &CancellationToken,
+        sink: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(Ended, ()), SandboxError> {
+        let engine_err = |op, e| SandboxError::Engine {
+            op,
+            target: id.to_string(),
+            source: e,
+        };
+        self.docker()
+            .start_container(id, None)
+            .await
+            .map_err(|e| engine_err("start container", e))?;
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let mut logs = self.docker().logs(id, Some(opts));
+        let mut wait = self.docker().wait_container(id, None);
+        let mut ended = Ended::Exited;
+        let mut logs_open = true;
+        loop {
+            tokio::select! {
+                chunk = logs.next(), if logs_open => match chunk {
+                    Some(Ok(out)) => sink(&out.into_bytes()),
+                    Some(Err(e)) => { tracing::warn!(container = %id, error = %e, "log stream ended early"); logs_open = false; }
+                    None => logs_open = false,
+                },
+                _ = wait.next() => break,
+                _ = tokio::time::sleep_until(deadline), if ended == Ended::Exited => {
+                    ended = Ended::Timeout;
+                    self.stop(id).await?;
+                }
+                _ = cancel.cancelled(), if ended == Ended::Exited => {
+                    ended = Ended::Cancelled;
+                    self.stop(id).await?;
+                }
+            }
+        }
+        if logs_open {
+            drain(&mut logs, sink).await;
+        }
+        Ok((ended, ()))
+    }
+
+    /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; kill directly if stop itself fails.
+    async fn stop(&self, id: &str) -> Result<(), SandboxError> {
+        let opts = StopContainerOptions {
+            t: Some(STOP_GRACE.as_secs() as i32),
+            signal: None,
+        };
+        if let Err(e) = self.docker().stop_container(id, Some(opts)).await {
+            tracing::warn!(container = %id, error = %e, "stop failed; killing");
+            let kill = KillContainerOptions {
+                signal: "KILL".into(),
+            };
+            match self.docker().kill_container(id, Some(kill)).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(SandboxError::Engine {
+                        op: "kill container",
+                        target: id.into(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn inspect_end(
+        &self,
+        id: &str,
+        ended: Ended,
+        started: Instant,
+    ) -> Result<RunOutcome, SandboxError> {
+        let info = self
+            .docker()
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| SandboxError::Engine {
+                op: "inspect container",
+                target: id.into(),
+                source: e,
+            })?;
+        let state = info.state.unwrap_or_default();
+        Ok(RunOutcome {
+            container: info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            ended,
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Force-remove a container and its anonymous volumes; a 404 means it is already gone.
+    pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker().remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(SandboxError::Cleanup {
+                target: id.into(),
+                source: e,
+            }),
+        }
+    }
+}
+
+async fn drain<S>(logs: &mut S, sink: &mut (dyn FnMut(&[u8]) + Send))
+where
+    S: futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+        + Unpin,
+{
+    let until = tokio::time::Instant::now() + LOG_DRAIN;
+    while let Ok(Some(Ok(out))) = tokio::time::timeout_at(until, logs.next()).await {
+        sink(&out.into_bytes());
+    }
+}
+
+mod secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}

@@ -1,0 +1,63 @@
+//! Host-side git: prepare a task's checkout and compute its diff.
+//!
+//! The source is cloned once into a host-owned mirror (`--no-local`, no hooks, no submodules,
+//! system and global config off) and fetched per task. Each base commit is extracted once into a
+//! pristine tree owned by the sandbox uid; a task's work tree is an overlay on it whose upper dir
+//! holds exactly what the agent changed. The host never runs git against anything the sandbox
+//! could write: the git dir is host-owned, and the work tree is only read through explicit paths.
+
+mod diff;
+pub mod git;
+mod mount;
+mod prepare;
+
+use std::path::PathBuf;
+
+pub use diff::{Diff, DiffLimits};
+pub use mount::{mount_tmpfs, unmount};
+pub use prepare::{prepare, PrepareOptions};
+
+/// A prepared checkout.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The task's host-owned directory (mode 0700).
+    pub root: PathBuf,
+    /// The mirror's git dir (host-owned).
+    pub git_dir: PathBuf,
+    /// Objects written while diffing go here, not into the shared mirror.
+    pub objects: PathBuf,
+    /// What the container mounts at `/workspace`.
+    pub work_tree: PathBuf,
+    /// The overlay's upper dir, `None` for a read-only checkout.
+    pub upper: Option<PathBuf>,
+    pub base_commit: String,
+}
+
+/// A host-side git or filesystem step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("repo.url `{url}`: cannot clone or fetch: {message}")]
+    Source { url: String, message: String },
+    #[error("repo.base `{base}` is not a branch, tag or commit of `{url}`")]
+    BaseMissing { url: String, base: String },
+    #[error("git {op} failed: {message}")]
+    Git { op: String, message: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount {target}: {message}")]
+    Mount { target: PathBuf, message: String },
+}
+
+impl WorkspaceError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> WorkspaceError {
+        let path = path.into();
+        move |source| WorkspaceError::Io { op, path, source }
+    }
+}

@@ -1,0 +1,63 @@
+//! Host mounts: the overlay a task's work tree lives on, and size-capped tmpfs dirs.
+
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::WorkspaceError;
+
+fn merr(target: &Path, e: nix::Error) -> WorkspaceError {
+    WorkspaceError::Mount {
+        target: target.to_path_buf(),
+        message: format!("{e} (airlock needs root on the runner host to mount)"),
+    }
+}
+
+const SAFE: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
+
+/// Overlay `lower` (read-only, pristine) with `upper` at `target`. Options that would let the
+/// upper dir point into the lower one (redirects, metacopy) are off, so upper holds whole files.
+pub fn mount_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), WorkspaceError> {
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,xino=off",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("airlock-overlay"),
+        target,
+        Some("overlay"),
+        SAFE,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| merr(target, e))
+}
+
+/// A tmpfs of at most `bytes` and `inodes` at `target`, owned by `uid`.
+pub fn mount_tmpfs(target: &Path, bytes: u64, inodes: u64, uid: u32) -> Result<(), WorkspaceError> {
+    let opts = format!("size={bytes},nr_inodes={inodes},mode=0755,uid={uid},gid={uid}");
+    mount(
+        Some("airlock-tmpfs"),
+        target,
+        Some("tmpfs"),
+        SAFE | MsFlags::MS_NOEXEC,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| merr(target, e))
+}
+
+/// Unmount `target` (lazily if busy). Not mounted is not an error.
+pub fn unmount(target: &Path) -> Result<(), WorkspaceError> {
+    match umount2(target, MntFlags::UMOUNT_NOFOLLOW) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(nix::Error::EBUSY) => umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
+            .map_err(|e| merr(target, e)),
+        Err(e) => Err(merr(target, e)),
+    }
+}
