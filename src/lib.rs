@@ -10,3 +10,6 @@ pub mod sandbox;
 pub mod spec;
 pub mod units;
 pub mod workspace;
+pub mod artifacts;
+pub mod judge;
+pub mod runner;

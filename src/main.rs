@@ -1,1 +1,196 @@
-fn main() {}
+//! The `airlock` CLI. Maps every outcome to the contract's exit codes:
+//! 0 green · 1 finished, not green · 2 invalid input · 3 refused by policy · 4 runner/engine fault.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use airlock::policy::{self, Policies, Trigger};
+use airlock::runner::{self, describe, NotRun, Progress, RunOptions};
+use airlock::spec;
+
+mod policy_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Run coding agents on untrusted input in hardened, ephemeral containers"
+)]
+struct Cli {
+    /// Log format for diagnostics on stderr: text or json.
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        env = "AIRLOCK_LOG_FORMAT"
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one task in the foreground.
+    Run(RunArgs),
+    /// Show or check the operator's policies.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
+        /// Policy directory (default: the embedded policies).
+        #[arg(long, global = true, env = "AIRLOCK_POLICIES")]
+        policies: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The task spec (TOML).
+    task: PathBuf,
+    /// Where `<task-id>/` is written.
+    #[arg(long, default_value = "artifacts", env = "AIRLOCK_ARTIFACTS")]
+    artifacts: PathBuf,
+    /// Print the final summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Policy directory (default: the embedded policies).
+    #[arg(long, env = "AIRLOCK_POLICIES")]
+    policies: Option<PathBuf>,
+    /// airlock's state dir (mirrors, pristine trees, task work dirs).
+    #[arg(long, default_value = "/var/lib/airlock", env = "AIRLOCK_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Keep the task's work dir after it ends.
+    #[arg(long)]
+    keep: bool,
+    /// Progress lines even when stderr is not a terminal.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    let code = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Policy { command, policies } => policy_cmd::run(command, policies.as_deref()),
+    };
+    ExitCode::from(code as u8)
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Load the policies from `dir` or the embedded defaults.
+pub fn load_policies(dir: Option<&std::path::Path>) -> Result<Policies, policy::PolicyError> {
+    match dir {
+        Some(d) => policy::load_dir(d),
+        None => policy::load_embedded(),
+    }
+}
+
+fn run(args: RunArgs) -> i32 {
+    let spec = match spec::load(&args.task) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let policies = match load_policies(args.policies.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let artifacts = match absolute(&args.artifacts) {
+        Ok(a) => a,
+        Err(e) => return fail(4, &e),
+    };
+    let opts = RunOptions {
+        artifacts_root: artifacts,
+        state_dir: args.state_dir.clone(),
+        keep: args.keep,
+        trigger: Trigger::cli(),
+        policies,
+        session: format!("run-{}", runner::random_hex(6)),
+        task_id: None,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(4, &format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(run_async(spec, opts, args.json, args.verbose))
+}
+
+async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: bool) -> i32 {
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+    match runner::run_task(spec, &opts, cancel, Progress::new(verbose)).await {
+        Ok(summary) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            }
+            eprintln!("{}", airlock::artifacts::neutralise(&describe(&summary)));
+            summary.state.exit_code()
+        }
+        Err(NotRun::Refused(summary)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            }
+            fail(
+                3,
+                &format!(
+                    "refused ({}): {}",
+                    summary.reason,
+                    summary.message.clone().unwrap_or_default()
+                ),
+            )
+        }
+        Err(e) => fail(e.exit_code(), &e.to_string()),
+    }
+}
+
+/// SIGINT or SIGTERM cancels the task: its containers are stopped and removed, and the
+/// summary says `cancelled`.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("airlock: signal received; stopping the task's containers");
+    cancel.cancel();
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(p).map_err(|e| format!("--artifacts {}: {e}", p.display()))
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("airlock: {}", airlock::artifacts::neutralise(message));
+    code
+}

@@ -18,6 +18,8 @@ pub enum SandboxError {
         target: String,
         source: bollard::errors::Error,
     },
+    #[error("runner fault: {message}")]
+    Runner { message: String },
     #[error("cleanup failed for {target}: {source}")]
     Cleanup {
         target: String,

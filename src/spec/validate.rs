@@ -277,7 +277,7 @@ impl Validator<'_> {
     }
 
     fn cpus(&self, c: f64) -> Result<f64, SpecError> {
-        if !(c.is_finite() && c >= 0.01 && c <= 1024.0) {
+        if !(c.is_finite() && (0.01..=1024.0).contains(&c)) {
             return Err(self.err(
                 "limits.cpus",
                 format!("`{c}` is out of range; accepted: 0.01 to 1024"),

@@ -6,16 +6,19 @@
 //! holds exactly what the agent changed. The host never runs git against anything the sandbox
 //! could write: the git dir is host-owned, and the work tree is only read through explicit paths.
 
+mod branch;
 mod diff;
 pub mod git;
 mod mount;
 mod prepare;
+mod view;
 
 use std::path::PathBuf;
 
 pub use diff::{Diff, DiffLimits};
 pub use mount::{mount_tmpfs, unmount};
 pub use prepare::{prepare, PrepareOptions};
+pub use view::mounts_under;
 
 /// A prepared checkout.
 #[derive(Debug)]
@@ -30,6 +33,8 @@ pub struct Workspace {
     pub work_tree: PathBuf,
     /// The overlay's upper dir, `None` for a read-only checkout.
     pub upper: Option<PathBuf>,
+    /// The shared, read-only extraction of the base commit.
+    pub pristine: PathBuf,
     pub base_commit: String,
 }
 

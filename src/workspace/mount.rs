@@ -23,9 +23,20 @@ pub fn mount_overlay(
     work: &Path,
     target: &Path,
 ) -> Result<(), WorkspaceError> {
+    mount_overlay_layers(&[lower], upper, work, target)
+}
+
+/// As [`mount_overlay`] with several lower layers, topmost first.
+pub fn mount_overlay_layers(
+    lowers: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), WorkspaceError> {
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,xino=off",
-        lower.display(),
+        lower.join(":"),
         upper.display(),
         work.display()
     );

@@ -40,8 +40,9 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
             root,
             git_dir,
             objects,
-            work_tree: pristine,
+            work_tree: pristine.clone(),
             upper: None,
+            pristine,
             base_commit,
         });
     }
@@ -52,6 +53,7 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
         objects,
         work_tree,
         upper: Some(upper),
+        pristine,
         base_commit,
     })
 }

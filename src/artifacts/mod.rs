@@ -1,0 +1,62 @@
+//! export: the artifact directory of one task (`<artifacts>/<task-id>/`), per the contract.
+//!
+//! `summary.json` · `diff.patch` · `events.jsonl` · `evidence.md` · `logs/agent-<n>.log`,
+//! `logs/gate-<n>.log` · `out/` · `<task-id>.tar.gz`. Every file is written temp-then-rename.
+
+mod events;
+pub mod logcap;
+mod summary;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+pub use events::{now_rfc3339, EventLog};
+pub use logcap::{neutralise, CappedLog};
+pub use summary::{AttemptRecord, ContainerRecord, DiffStats, State, Summary, SUMMARY_FORMAT};
+pub use write::{bundle, copy_tree, write_atomic, CopyReport};
+
+/// An artifact that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct ArtifactError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl ArtifactError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl AsRef<Path>,
+    ) -> impl FnOnce(std::io::Error) -> ArtifactError {
+        let path = path.as_ref().to_path_buf();
+        move |source| ArtifactError { op, path, source }
+    }
+}
+
+/// Paths inside one task's artifact dir.
+#[derive(Debug, Clone)]
+pub struct ArtifactDir {
+    pub dir: PathBuf,
+    pub task_id: String,
+}
+
+impl ArtifactDir {
+    pub fn create(root: &Path, task_id: &str) -> Result<ArtifactDir, ArtifactError> {
+        let dir = root.join(task_id);
+        std::fs::create_dir_all(dir.join("logs")).map_err(ArtifactError::io("create dir", &dir))?;
+        std::fs::create_dir_all(dir.join("out")).map_err(ArtifactError::io("create dir", &dir))?;
+        Ok(ArtifactDir {
+            dir,
+            task_id: task_id.into(),
+        })
+    }
+
+    pub fn log_path(&self, role: &str, attempt: u32) -> PathBuf {
+        self.dir.join("logs").join(format!("{role}-{attempt}.log"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}

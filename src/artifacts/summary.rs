@@ -1,0 +1,109 @@
+//! `summary.json`: the contract's record of one task.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a field changes meaning or is removed (adding fields does not bump it).
+pub const SUMMARY_FORMAT: u32 = 1;
+
+/// Final state of a task (contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Green,
+    NeedsHuman,
+    Blocked,
+    Refused,
+    Cancelled,
+    Error,
+}
+
+impl State {
+    /// The CLI exit code for a task that ran to this state (contract).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            State::Green => 0,
+            State::NeedsHuman | State::Blocked | State::Cancelled => 1,
+            State::Refused => 3,
+            State::Error => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Green => "green",
+            State::NeedsHuman => "needs_human",
+            State::Blocked => "blocked",
+            State::Refused => "refused",
+            State::Cancelled => "cancelled",
+            State::Error => "error",
+        }
+    }
+}
+
+/// One container's run as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub container: String,
+    pub argv: Vec<String>,
+    /// `exited` | `timeout` | `cancelled`
+    pub ended: String,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub duration_s: f64,
+    pub log: String,
+    pub log_bytes_omitted: u64,
+}
+
+/// One attempt: the agent, the gate commands, and the judge's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub n: u32,
+    pub agent: Option<ContainerRecord>,
+    pub gate: Vec<ContainerRecord>,
+    pub gate_passed: Option<bool>,
+    /// Structured gate failures (see the gate module).
+    pub failures: Vec<serde_json::Value>,
+    pub flaky: Vec<serde_json::Value>,
+    pub red_flags: Vec<serde_json::Value>,
+    pub scope: serde_json::Value,
+    /// `green` | `retry` | `stop`
+    pub verdict: String,
+    pub files_changed: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DiffStats {
+    pub files: usize,
+    pub insertions: u64,
+    pub deletions: u64,
+    pub bytes: u64,
+    /// Paths left out of the diff and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The whole summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub format_version: u32,
+    pub task_id: String,
+    pub title: String,
+    pub state: State,
+    /// Stable snake_case code.
+    pub reason: String,
+    /// Human-readable detail for the reason.
+    pub message: Option<String>,
+    pub level: String,
+    pub runtime: Option<String>,
+    pub repo: serde_json::Value,
+    pub attempts: Vec<AttemptRecord>,
+    pub files_changed: Vec<String>,
+    pub diff: DiffStats,
+    /// Paths named by the rule that stopped the task (scope breaches, red flags).
+    pub paths: Vec<String>,
+    pub branch: Option<String>,
+    pub pushed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub artifacts: String,
+}

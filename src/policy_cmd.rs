@@ -1,0 +1,102 @@
+//! `airlock policy show [LEVEL]` and `airlock policy check TASK.toml`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use airlock::policy::{admit, Source, Trigger};
+use airlock::spec::{self, Level};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Print the effective rules of one level, or of all levels and operator.toml.
+    Show {
+        /// L0..L4; all levels when omitted.
+        level: Option<String>,
+    },
+    /// Print the admission decision for a task spec and why. Exit 0 admitted, 3 refused.
+    Check {
+        task: PathBuf,
+        /// The trigger: cli, api, webhook:issue_label, webhook:comment, schedule.
+        #[arg(long, default_value = "cli")]
+        source: String,
+        /// The issue author has no write access to the repository.
+        #[arg(long)]
+        untrusted_author: bool,
+    },
+}
+
+pub fn run(cmd: PolicyCommand, dir: Option<&Path>) -> i32 {
+    let policies = match crate::load_policies(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("airlock: {e}");
+            return 2;
+        }
+    };
+    match cmd {
+        PolicyCommand::Show { level } => show(&policies, level.as_deref()),
+        PolicyCommand::Check {
+            task,
+            source,
+            untrusted_author,
+        } => check(&policies, &task, &source, untrusted_author),
+    }
+}
+
+fn show(p: &airlock::policy::Policies, level: Option<&str>) -> i32 {
+    let origin = p
+        .dir
+        .as_ref()
+        .map_or("embedded defaults".to_string(), |d| d.display().to_string());
+    let value = match level {
+        Some(l) => match Level::parse(l) {
+            Some(l) => serde_json::json!({ "policies": origin, "level": p.level(l) }),
+            None => {
+                eprintln!("airlock: `{l}` is not a level; accepted: L0, L1, L2, L3, L4");
+                return 2;
+            }
+        },
+        None => {
+            serde_json::json!({ "policies": origin, "levels": p.levels, "operator": p.operator })
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    0
+}
+
+fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bool) -> i32 {
+    let spec = match spec::load(task) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("airlock: {e}");
+            return 2;
+        }
+    };
+    let Some(source) = Source::ALL.into_iter().find(|s| s.key() == source) else {
+        eprintln!("airlock: --source `{source}` is unknown; accepted: cli, api, webhook:issue_label, webhook:comment, schedule");
+        return 2;
+    };
+    match admit(
+        &spec,
+        p,
+        Trigger {
+            source,
+            author_trusted: !untrusted,
+        },
+    ) {
+        Ok(a) => {
+            let out = serde_json::json!({ "decision": "admitted", "level": a.level, "runtime": a.runtime, "run_gate": a.run_gate, "limits": a.limits, "rules": a.rules });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            0
+        }
+        Err(r) => {
+            let out = serde_json::json!({ "decision": "refused", "reason": r.reason, "message": r.message });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            3
+        }
+    }
+}

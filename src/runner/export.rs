@@ -1,0 +1,184 @@
+//! export: diff, out/, evidence, summary and the bundle, every file temp-then-rename.
+
+use serde_json::json;
+
+use super::attempt::TaskRun;
+use super::{branch_name, event_log, state_json, RunOptions};
+use crate::artifacts::{
+    bundle, copy_tree, now_rfc3339, write_atomic, ArtifactDir, CopyReport, DiffStats, State,
+    Summary, SUMMARY_FORMAT,
+};
+use crate::policy::{Refusal, ScopeVerdict};
+use crate::spec::{Level, TaskSpec};
+
+mod evidence;
+
+impl TaskRun {
+    /// Write every artifact and return the summary. A failure to write turns the state into
+    /// `error` / `export_failed`, but everything that can be written still is.
+    pub(super) fn export(
+        &mut self,
+        state: State,
+        reason: &str,
+        message: Option<String>,
+    ) -> Summary {
+        let mut summary = self.summary(state, reason, message);
+        if let Err(e) = self.export_files(&mut summary) {
+            summary.state = State::Error;
+            summary.reason = "export_failed".into();
+            summary.message = Some(e);
+        }
+        self.progress.phase("export", &summary.artifacts);
+        self.write_summary_and_bundle(&summary);
+        summary
+    }
+
+    fn export_files(&mut self, summary: &mut Summary) -> Result<(), String> {
+        write_atomic(&self.artifacts.path("diff.patch"), &self.last_diff.patch)
+            .map_err(|e| e.to_string())?;
+        let mut report = CopyReport::default();
+        copy_tree(
+            &self.airlock.out,
+            &self.artifacts.path("out"),
+            self.adm.limits.out,
+            &mut report,
+        )
+        .map_err(|e| e.to_string())?;
+        if !report.skipped.is_empty() {
+            let skipped: Vec<String> = report
+                .skipped
+                .iter()
+                .map(|(p, why)| format!("{}: {why}", p.display()))
+                .collect();
+            self.events.emit("out_skipped", json!({ "paths": skipped }));
+        }
+        if self.wants_branch(summary) {
+            self.export_branch(summary)?;
+        }
+        let evidence = evidence::render(&self.spec, summary, &self.last_diff);
+        write_atomic(&self.artifacts.path("evidence.md"), evidence.as_bytes())
+            .map_err(|e| e.to_string())
+    }
+
+    /// L2 and above keep a local branch of a non-empty result in the bundle.
+    fn wants_branch(&self, summary: &Summary) -> bool {
+        self.adm.level >= Level::L2
+            && !self.last_diff.files.is_empty()
+            && summary.state != State::Error
+    }
+
+    fn export_branch(&mut self, summary: &mut Summary) -> Result<(), String> {
+        let branch = branch_name(&self.task_id, &self.spec.title);
+        let message = format!("{}\n\nairlock task {}", self.spec.title, self.task_id);
+        let bundle_path = self.artifacts.path("branch.bundle");
+        let commit =
+            tokio::task::block_in_place(|| self.ws.export_branch(&branch, &message, &bundle_path))
+                .map_err(|e| e.to_string())?;
+        self.events
+            .emit("branch", json!({ "branch": branch, "commit": commit }));
+        summary.branch = Some(branch);
+        Ok(())
+    }
+
+    fn summary(&self, state: State, reason: &str, message: Option<String>) -> Summary {
+        let d = &self.last_diff;
+        let paths = match self.facts.last().map(|f| &f.scope) {
+            Some(ScopeVerdict::Blocked { paths, .. })
+            | Some(ScopeVerdict::NeedsHuman { paths, .. }) => paths.clone(),
+            _ => red_flag_paths(
+                self.attempts
+                    .last()
+                    .map(|a| a.red_flags.as_slice())
+                    .unwrap_or(&[]),
+            ),
+        };
+        Summary {
+            format_version: SUMMARY_FORMAT,
+            task_id: self.task_id.clone(),
+            title: self.spec.title.clone(),
+            state,
+            reason: reason.into(),
+            message,
+            level: self.adm.level.to_string(),
+            runtime: Some(self.adm.runtime.as_str().into()),
+            repo: json!({ "url": self.spec.repo.url, "base": self.spec.repo.base, "base_commit": self.ws.base_commit }),
+            attempts: self.attempts.clone(),
+            files_changed: d.files.iter().map(|f| f.path.clone()).collect(),
+            diff: DiffStats {
+                files: d.files.len(),
+                insertions: d.insertions,
+                deletions: d.deletions,
+                bytes: d.patch.len() as u64,
+                skipped: d.skipped.clone(),
+            },
+            paths,
+            branch: None,
+            pushed: false,
+            started_at: self.started_at.clone(),
+            finished_at: now_rfc3339(),
+            duration_s: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            artifacts: self.artifacts.dir.display().to_string(),
+        }
+    }
+
+    fn write_summary_and_bundle(&mut self, summary: &Summary) {
+        self.events
+            .emit("exported", state_json(summary.state, &summary.reason));
+        write_summary(&self.artifacts, summary);
+    }
+}
+
+fn red_flag_paths(flags: &[serde_json::Value]) -> Vec<String> {
+    let mut paths: Vec<String> = flags
+        .iter()
+        .filter_map(|f| f["file"].as_str().map(String::from))
+        .collect();
+    paths.dedup();
+    paths
+}
+
+/// `summary.json`, then the tar.gz of everything. Failures are logged: nothing more can be done.
+fn write_summary(dir: &ArtifactDir, summary: &Summary) {
+    let bytes = serde_json::to_vec_pretty(summary).unwrap_or_default();
+    if let Err(e) = write_atomic(&dir.path("summary.json"), &bytes) {
+        tracing::error!(error = %e, "cannot write summary.json");
+    }
+    if let Err(e) = bundle(&dir.dir, &dir.task_id) {
+        tracing::error!(error = %e, "cannot write the artifact bundle");
+    }
+}
+
+/// The record of a refused task: summary and events, nothing ran.
+pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Refusal) -> Summary {
+    let now = now_rfc3339();
+    let summary = Summary {
+        format_version: SUMMARY_FORMAT,
+        task_id: task_id.into(),
+        title: spec.title.clone(),
+        state: State::Refused,
+        reason: r.reason.clone(),
+        message: Some(r.message.clone()),
+        level: spec.level.to_string(),
+        runtime: None,
+        repo: json!({ "url": spec.repo.url, "base": spec.repo.base }),
+        attempts: vec![],
+        files_changed: vec![],
+        diff: DiffStats::default(),
+        paths: vec![],
+        branch: None,
+        pushed: false,
+        started_at: now.clone(),
+        finished_at: now,
+        duration_s: 0.0,
+        artifacts: opts.artifacts_root.join(task_id).display().to_string(),
+    };
+    if let Ok(dir) = ArtifactDir::create(&opts.artifacts_root, task_id) {
+        let mut events = event_log(&dir);
+        events.emit(
+            "refused",
+            json!({ "reason": r.reason, "message": r.message }),
+        );
+        write_summary(&dir, &summary);
+    }
+    summary
+}

@@ -1,0 +1,225 @@
+//! One task's lifecycle: admit → prepare → attempt 1..N → export. `airlock run` and the daemon
+//! both run tasks through [`run_task`].
+
+mod attempt;
+mod context;
+mod export;
+pub mod ids;
+mod progress;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifacts::{ArtifactDir, EventLog, State, Summary};
+use crate::policy::{admit, Admission, Policies, Trigger};
+use crate::sandbox::{Engine, SandboxError};
+use crate::spec::TaskSpec;
+use crate::workspace::{prepare, PrepareOptions, Workspace, WorkspaceError};
+
+pub use ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
+pub use progress::Progress;
+
+/// How to run a task.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub artifacts_root: PathBuf,
+    pub state_dir: PathBuf,
+    /// Keep the task's work dir after it ends (for debugging).
+    pub keep: bool,
+    pub trigger: Trigger,
+    pub policies: Policies,
+    /// Id of this `airlock run` / daemon session (container label).
+    pub session: String,
+    /// Use this task id instead of generating one (the daemon assigns ids at submit).
+    pub task_id: Option<String>,
+}
+
+/// Why a task did not run at all. Maps to the contract's exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRun {
+    /// Exit 2: invalid input (spec, repo, base, image).
+    #[error("{0}")]
+    Invalid(String),
+    /// Exit 3: refused by policy. The summary is written.
+    #[error("{}", .0.message.clone().unwrap_or_default())]
+    Refused(Box<Summary>),
+    /// Exit 4: runner or engine fault.
+    #[error("{0}")]
+    Fault(String),
+}
+
+impl NotRun {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            NotRun::Invalid(_) => 2,
+            NotRun::Refused(_) => 3,
+            NotRun::Fault(_) => 4,
+        }
+    }
+}
+
+/// Run one task to a terminal state. `Ok` means it ran (whatever its state); the summary and
+/// artifacts are written. `Err` means nothing ran.
+pub async fn run_task(
+    spec: TaskSpec,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    progress: Progress,
+) -> Result<Summary, NotRun> {
+    let started = Instant::now();
+    let task_id = opts.task_id.clone().unwrap_or_else(new_task_id);
+    let admission = match admit(&spec, &opts.policies, opts.trigger) {
+        Ok(a) => a,
+        Err(r) => {
+            return Err(NotRun::Refused(Box::new(export::refused(
+                &spec, &task_id, opts, &r,
+            ))))
+        }
+    };
+    progress.phase(
+        "admit",
+        &format!(
+            "{} {} runtime {} (task {task_id})",
+            admission.level,
+            spec.title,
+            admission.runtime.as_str()
+        ),
+    );
+    let engine = preflight(&spec, &admission).await?;
+    let ws = prepare_workspace(&spec, opts, &task_id, &admission).await?;
+    progress.phase(
+        "prepare",
+        &format!(
+            "{} at {}",
+            spec.repo.base,
+            &ws.base_commit[..12.min(ws.base_commit.len())]
+        ),
+    );
+    let mut task = attempt::TaskRun::new(
+        spec, admission, engine, ws, opts, task_id, progress, started,
+    )
+    .map_err(|e| NotRun::Fault(e.to_string()))?;
+    let summary = task.execute(cancel).await;
+    task.finish(opts.keep).await;
+    Ok(summary)
+}
+
+/// Engine reachable, images present, runtime registered: checked before anything is created.
+async fn preflight(spec: &TaskSpec, adm: &Admission) -> Result<Engine, NotRun> {
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| NotRun::Fault(e.to_string()))?;
+    let mut images = vec![spec.agent.image.as_str()];
+    if let (Some(g), true) = (&spec.gate, adm.run_gate) {
+        images.push(g.image.as_str());
+    }
+    for image in images {
+        engine.check_image(image).await.map_err(|e| match e {
+            SandboxError::ImageMissing { .. } => NotRun::Invalid(format!(
+                "{}: field `agent.image`/`gate.image`: {e}",
+                spec.source.display()
+            )),
+            e => NotRun::Fault(e.to_string()),
+        })?;
+    }
+    engine
+        .check_runtime(adm.runtime.as_str())
+        .await
+        .map_err(|e| NotRun::Fault(e.to_string()))?;
+    Ok(engine)
+}
+
+async fn prepare_workspace(
+    spec: &TaskSpec,
+    opts: &RunOptions,
+    task_id: &str,
+    adm: &Admission,
+) -> Result<Workspace, NotRun> {
+    let popts = PrepareOptions {
+        state_dir: opts.state_dir.clone(),
+        task_id: task_id.to_string(),
+        read_only: adm.policy.checkout == crate::policy::Checkout::ReadOnly,
+    };
+    let repo = spec.repo.clone();
+    let root = opts.state_dir.join("tasks").join(task_id);
+    let result = tokio::task::spawn_blocking(move || prepare(&repo, &popts))
+        .await
+        .map_err(|e| NotRun::Fault(e.to_string()))?;
+    result.map_err(|e| {
+        cleanup_failed_prepare(&root);
+        let file = spec.source.display();
+        match e {
+            WorkspaceError::Source { .. } | WorkspaceError::BaseMissing { .. } => {
+                NotRun::Invalid(format!("{file}: {e}"))
+            }
+            e => NotRun::Fault(format!("prepare: {e}")),
+        }
+    })
+}
+
+/// A prepare that failed half-way leaves nothing behind.
+fn cleanup_failed_prepare(root: &std::path::Path) {
+    for m in crate::workspace::mounts_under(root) {
+        let _ = crate::workspace::unmount(&m);
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// The time left before `deadline`, as a tokio instant.
+pub(crate) fn deadline_after(started: Instant, budget: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(started + budget)
+}
+
+pub(crate) fn event_log(dir: &ArtifactDir) -> EventLog {
+    EventLog::new(dir.path("events.jsonl"), &dir.task_id)
+}
+
+/// A short human summary for the end of `airlock run`.
+pub fn describe(summary: &Summary) -> String {
+    let d = &summary.diff;
+    let mut s = format!(
+        "{} ({}) after {} attempt(s) in {:.1}s: {} file(s) changed, +{} -{}",
+        summary.state.as_str(),
+        summary.reason,
+        summary.attempts.len(),
+        summary.duration_s,
+        d.files,
+        d.insertions,
+        d.deletions
+    );
+    for a in &summary.attempts {
+        let agent = a
+            .agent
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "agent exit {:?} {:.1}s",
+                    c.exit_code.unwrap_or(-1),
+                    c.duration_s
+                )
+            })
+            .unwrap_or_default();
+        let gate = match a.gate_passed {
+            Some(true) => "gate passed".to_string(),
+            Some(false) => format!("gate failed ({} failure(s))", a.failures.len()),
+            None => "no gate".to_string(),
+        };
+        s.push_str(&format!(
+            "\n  attempt {}: {agent}, {gate} -> {}",
+            a.n, a.verdict
+        ));
+    }
+    if let Some(m) = &summary.message {
+        s.push_str(&format!("\n  {m}"));
+    }
+    s.push_str(&format!("\n  artifacts: {}", summary.artifacts));
+    s
+}
+
+/// `{"state": .., "reason": ..}` for events.
+pub(crate) fn state_json(state: State, reason: &str) -> serde_json::Value {
+    json!({ "state": state.as_str(), "reason": reason })
+}

@@ -1,0 +1,79 @@
+//! The task's local branch: a commit of the diffed tree on top of the base, exported as a git
+//! bundle (L2+). Written to a throwaway repo so the shared mirror never gets the agent's refs.
+
+use std::path::Path;
+
+use super::git::{args, git, run};
+use super::{Workspace, WorkspaceError};
+
+/// Author and committer of every commit airlock makes.
+pub const AUTHOR_NAME: &str = "airlock agent";
+pub const AUTHOR_EMAIL: &str = "airlock-agent@localhost";
+
+impl Workspace {
+    /// Commit the last diffed tree as `branch` and write `bundle` holding base..branch.
+    /// Returns the commit id. Call after [`Workspace::diff`].
+    pub fn export_branch(
+        &self,
+        branch: &str,
+        message: &str,
+        bundle: &Path,
+    ) -> Result<String, WorkspaceError> {
+        let index = self.root.join("diff.index");
+        let mut tree = args(git(&self.git_dir), ["write-tree"]);
+        self.objects_env(&mut tree).env("GIT_INDEX_FILE", &index);
+        let tree = text(run(tree, "write-tree")?.stdout);
+        let mut commit = args(
+            git(&self.git_dir),
+            ["commit-tree", &tree, "-p", &self.base_commit, "-m", message],
+        );
+        self.objects_env(&mut commit);
+        for (k, v) in [
+            ("GIT_AUTHOR_NAME", AUTHOR_NAME),
+            ("GIT_AUTHOR_EMAIL", AUTHOR_EMAIL),
+            ("GIT_COMMITTER_NAME", AUTHOR_NAME),
+            ("GIT_COMMITTER_EMAIL", AUTHOR_EMAIL),
+        ] {
+            commit.env(k, v);
+        }
+        let commit = text(run(commit, "commit-tree")?.stdout);
+        let repo = self.root.join("branch.git");
+        let _ = std::fs::remove_dir_all(&repo);
+        let mut init = args(
+            super::git::git_no_dir(),
+            ["init", "--quiet", "--bare", "--template="],
+        );
+        init.arg(&repo);
+        run(init, "init")?;
+        let alternates = format!(
+            "{}\n{}\n",
+            self.objects.display(),
+            self.git_dir.join("objects").display()
+        );
+        std::fs::create_dir_all(repo.join("objects/info"))
+            .map_err(WorkspaceError::io("create dir", &repo))?;
+        std::fs::write(repo.join("objects/info/alternates"), alternates)
+            .map_err(WorkspaceError::io("write", &repo))?;
+        let refname = format!("refs/heads/{branch}");
+        run(
+            args(git(&repo), ["update-ref", &refname, &commit]),
+            "update-ref",
+        )?;
+        let base_excl = format!("^{}", self.base_commit);
+        let mut b = args(git(&repo), ["bundle", "create", "--quiet"]);
+        b.arg(bundle).args([refname.as_str(), base_excl.as_str()]);
+        run(b, "bundle create")?;
+        Ok(commit)
+    }
+
+    fn objects_env<'a>(&self, cmd: &'a mut std::process::Command) -> &'a mut std::process::Command {
+        cmd.env("GIT_OBJECT_DIRECTORY", &self.objects).env(
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            self.git_dir.join("objects"),
+        )
+    }
+}
+
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8_lossy(&b).trim().to_string()
+}

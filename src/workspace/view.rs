@@ -1,0 +1,93 @@
+//! Throwaway views for the gate, and tearing a workspace down.
+
+use std::fs;
+use std::os::unix::fs::{lchown, PermissionsExt};
+use std::path::PathBuf;
+
+use super::mount::{mount_overlay_layers, unmount};
+use super::{Workspace, WorkspaceError};
+use crate::sandbox::hardening::SANDBOX_UID;
+
+impl Workspace {
+    /// A fresh overlay over the agent's tree (its upper dir over the pristine base). The gate
+    /// sees exactly what the agent left, and whatever the gate writes is thrown away, so build
+    /// outputs and anything a test rewrites never reach the diff.
+    pub fn gate_view(&self, name: &str) -> Result<PathBuf, WorkspaceError> {
+        let base = self.root.join(name);
+        let (upper, work, merged) = (
+            base.join("upper"),
+            base.join("work"),
+            base.join("workspace"),
+        );
+        for d in [&base, &upper, &work, &merged] {
+            fs::create_dir(d).map_err(WorkspaceError::io("create dir", d))?;
+        }
+        lchown(&upper, Some(SANDBOX_UID), Some(SANDBOX_UID))
+            .map_err(WorkspaceError::io("chown", &upper))?;
+        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+            .map_err(WorkspaceError::io("chmod", &upper))?;
+        let mut lowers: Vec<&std::path::Path> = Vec::new();
+        if let Some(agent_upper) = &self.upper {
+            lowers.push(agent_upper);
+        }
+        lowers.push(&self.pristine);
+        mount_overlay_layers(&lowers, &upper, &work, &merged)?;
+        Ok(merged)
+    }
+
+    /// Unmount and delete a gate view.
+    pub fn drop_view(&self, name: &str) -> Result<(), WorkspaceError> {
+        let base = self.root.join(name);
+        unmount(&base.join("workspace"))?;
+        fs::remove_dir_all(&base).map_err(WorkspaceError::io("remove", &base))
+    }
+
+    /// Unmount everything under the task dir and delete it (unless `keep`). Runs every step and
+    /// returns the first error.
+    pub fn tear_down(&self, keep: bool) -> Result<(), WorkspaceError> {
+        let mut first = None;
+        for m in mounts_under(&self.root) {
+            if let Err(e) = unmount(&m) {
+                tracing::warn!(mount = %m.display(), error = %e, "unmount failed");
+                first.get_or_insert(e);
+            }
+        }
+        if !keep {
+            if let Err(e) = fs::remove_dir_all(&self.root) {
+                first.get_or_insert(WorkspaceError::io("remove", &self.root)(e));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Mount points at or below `root`, deepest first (from /proc/self/mountinfo).
+pub fn mounts_under(root: &std::path::Path) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|p| p.starts_with(root))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(s: &str) -> PathBuf {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+}
