@@ -12,6 +12,7 @@ use airlock::policy::{self, Policies, Trigger};
 use airlock::runner::{self, describe, NotRun, Progress, RunOptions};
 use airlock::spec;
 
+mod daemon_cli;
 mod policy_cmd;
 
 #[derive(Parser)]
@@ -37,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run one task in the foreground.
     Run(RunArgs),
+    #[command(flatten)]
+    Daemon(daemon_cli::Commands),
     /// Show or check the operator's policies.
     Policy {
         #[command(subcommand)]
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log_format);
     let code = match cli.command {
         Command::Run(args) => run(args),
+        Command::Daemon(cmd) => daemon_cli::run(cmd),
         Command::Policy { command, policies } => policy_cmd::run(command, policies.as_deref()),
     };
     ExitCode::from(code as u8)

@@ -14,6 +14,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
         .map_err(ArtifactError::io("create temp file in", dir))?;
     tmp.write_all(bytes)
         .map_err(ArtifactError::io("write", path))?;
+    // Readable by the sandbox user (files under /airlock) and by operators; never executable.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(ArtifactError::io("chmod", path))?;
     tmp.as_file()
         .sync_all()
         .map_err(ArtifactError::io("sync", path))?;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
     StopContainerOptions,
 };
 use futures_util::StreamExt;
@@ -104,18 +104,25 @@ impl Engine {
             target: id.to_string(),
             source: e,
         };
+        // Attach before start so no output is missed, and stream it live rather than through
+        // the engine's log file (whose rotation would lose the tail of a flood).
+        let attach = AttachContainerOptions {
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            ..Default::default()
+        };
+        let mut logs = self
+            .docker()
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(|e| engine_err("attach to container", e))?
+            .output;
         self.docker()
             .start_container(id, None)
             .await
             .map_err(|e| engine_err("start container", e))?;
-        let opts = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            tail: "all".into(),
-            ..Default::default()
-        };
-        let mut logs = self.docker().logs(id, Some(opts));
         let mut wait = self.docker().wait_container(id, None);
         let mut ended = Ended::Exited;
         let mut logs_open = true;

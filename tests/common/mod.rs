@@ -42,3 +42,201 @@ pub fn unique(prefix: &str) -> String {
         .subsec_nanos();
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
+
+/// Fail (never skip) when the engine is unreachable, saying how to start it.
+pub fn require_engine() {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "the Docker engine is not reachable: run `make engine` (Debian, as root) or start dockerd, then `make images`; these tests never skip");
+    let img = Command::new("docker")
+        .args(["image", "inspect", "airlock/sandbox-test"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        img,
+        "image airlock/sandbox-test is missing: run `make images`"
+    );
+}
+
+/// Ids of containers labelled airlock.managed=true plus `filter` (e.g. "airlock.task=ID").
+pub fn managed_containers(filter: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["ps", "-aq", "--filter", "label=airlock.managed=true"]);
+    if let Some(f) = filter {
+        cmd.args(["--filter", &format!("label={f}")]);
+    }
+    let out = cmd.output().expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A TOML string literal.
+pub fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// A TOML array of strings.
+pub fn toml_argv(argv: &[&str]) -> String {
+    format!(
+        "[{}]",
+        argv.iter()
+            .map(|a| toml_str(a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// One airlock run's results.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub summary: Option<serde_json::Value>,
+}
+
+impl Ran {
+    pub fn summary(&self) -> &serde_json::Value {
+        self.summary
+            .as_ref()
+            .unwrap_or_else(|| panic!("no summary; exit {} stderr:\n{}", self.code, self.stderr))
+    }
+
+    pub fn task_id(&self) -> String {
+        self.summary()["task_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn state_reason(&self) -> (String, String) {
+        let s = self.summary();
+        (
+            s["state"].as_str().unwrap().into(),
+            s["reason"].as_str().unwrap().into(),
+        )
+    }
+}
+
+/// A scratch world for CLI runs: a source repo, a policies dir, state and artifacts dirs.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub policies: PathBuf,
+    pub state: PathBuf,
+    pub artifacts: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        require_engine();
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = make_repo(
+            tmp.path(),
+            &[
+                ("README.md", "hello\n"),
+                ("src/app.py", "print('hi')\n"),
+                ("tests/test_app.py", "def test_x():\n    assert 1 == 1\n"),
+            ],
+        );
+        let policies = tmp.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for e in std::fs::read_dir(shipped).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), policies.join(e.file_name())).unwrap();
+        }
+        World {
+            repo,
+            policies,
+            state: tmp.path().join("state"),
+            artifacts: tmp.path().join("artifacts"),
+            tmp,
+        }
+    }
+
+    /// Replace `from` with `to` in every level file (e.g. to shrink a ceiling for a test).
+    pub fn edit_policies(&self, from: &str, to: &str) {
+        for l in 0..5 {
+            let p = self.policies.join(format!("L{l}.toml"));
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(text.contains(from), "{} lacks {from}", p.display());
+            std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        }
+    }
+
+    /// A task spec running `argv` in airlock/sandbox-test at `level`, with `extra` TOML appended.
+    pub fn spec(&self, level: &str, argv: &[&str], extra: &str) -> PathBuf {
+        let name = unique("task");
+        let text = format!(
+            "title = \"test {name}\"\nlevel = \"{level}\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"do the thing\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = {}\n{extra}\n",
+            toml_str(&self.repo.display().to_string()),
+            toml_argv(argv)
+        );
+        self.write_spec(&text)
+    }
+
+    pub fn write_spec(&self, text: &str) -> PathBuf {
+        let p = self.tmp.path().join(format!("{}.toml", unique("spec")));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn command(&self, spec: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.arg("run")
+            .arg(spec)
+            .arg("--json")
+            .arg("--artifacts")
+            .arg(&self.artifacts)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--policies")
+            .arg(&self.policies);
+        cmd
+    }
+
+    pub fn run(&self, spec: &Path) -> Ran {
+        let out = self.command(spec).output().expect("run airlock");
+        ran(out)
+    }
+
+    /// The text of an artifact of a finished task.
+    pub fn artifact(&self, ran: &Ran, rel: &str) -> String {
+        let p = self.artifacts.join(ran.task_id()).join(rel);
+        String::from_utf8_lossy(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .into_owned()
+    }
+
+    /// Nothing of the task remains: no container with its label, no work dir, no mount.
+    pub fn assert_clean(&self, task_id: &str) {
+        assert_eq!(
+            managed_containers(Some(&format!("airlock.task={task_id}"))),
+            Vec::<String>::new(),
+            "containers of {task_id} remain"
+        );
+        let work = self.state.join("tasks").join(task_id);
+        assert!(!work.exists(), "work dir {} remains", work.display());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&self.state.display().to_string()),
+            "a mount under the state dir remains"
+        );
+    }
+}
+
+pub fn ran(out: std::process::Output) -> Ran {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = serde_json::from_str(&stdout).ok();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        summary,
+    }
+}

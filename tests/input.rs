@@ -1,0 +1,163 @@
+//! Bad input: each gets its exit code and one message naming the file, the field or value and
+//! what would be accepted; nothing is left behind (no container, work dir or artifacts).
+
+mod common;
+
+use common::{managed_containers, toml_str, World};
+
+fn base(world: &World) -> String {
+    format!(
+        "title = \"bad input\"\nlevel = \"L1\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"true\"]\n",
+        toml_str(&world.repo.display().to_string())
+    )
+}
+
+fn assert_nothing_left(world: &World, before: usize) {
+    assert_eq!(
+        managed_containers(None).len(),
+        before,
+        "a container was created"
+    );
+    let tasks = world.state.join("tasks");
+    let left: Vec<_> = std::fs::read_dir(&tasks)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "work dirs left: {left:?}");
+    let arts: Vec<_> = std::fs::read_dir(&world.artifacts)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(arts.is_empty(), "artifacts left: {arts:?}");
+}
+
+fn check(edit: impl Fn(String) -> String, code: i32, wants: &[&str]) {
+    let world = World::new();
+    let before = managed_containers(None).len();
+    let spec = world.write_spec(&edit(base(&world)));
+    let ran = world.run(&spec);
+    assert_eq!(ran.code, code, "stderr: {}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(spec.file_name().unwrap().to_str().unwrap())
+            || code == 4,
+        "message does not name the file: {}",
+        ran.stderr
+    );
+    for w in wants {
+        assert!(ran.stderr.contains(w), "want `{w}` in: {}", ran.stderr);
+    }
+    assert_eq!(
+        ran.stderr.trim().lines().count(),
+        1,
+        "one message: {}",
+        ran.stderr
+    );
+    assert_nothing_left(&world, before);
+}
+
+#[test]
+fn unknown_key() {
+    check(
+        |s| s.replace("[issue]", "network = \"host\"\n[issue]"),
+        2,
+        &["network", "unknown field"],
+    );
+}
+
+#[test]
+fn missing_field() {
+    check(
+        |s| s.replace("title = \"bad input\"\n", ""),
+        2,
+        &["missing field", "title"],
+    );
+}
+
+#[test]
+fn invalid_level() {
+    check(
+        |s| s.replace("\"L1\"", "\"L7\""),
+        2,
+        &["level", "L7", "L0, L1, L2, L3, L4"],
+    );
+}
+
+#[test]
+fn empty_argv() {
+    check(
+        |s| s.replace("command = [\"true\"]", "command = []"),
+        2,
+        &["agent.command", "empty argv"],
+    );
+}
+
+#[test]
+fn unreadable_issue_file() {
+    check(
+        |s| s.replace("text = \"x\"", "file = \"missing-issue.md\""),
+        2,
+        &["issue.file", "missing-issue.md"],
+    );
+}
+
+#[test]
+fn nonexistent_repo() {
+    check(
+        |s| {
+            s.replace("base = \"main\"", "base = \"main\"").replacen(
+                "url = ",
+                "url = \"/no/such/repo.git\"\n#",
+                1,
+            )
+        },
+        2,
+        &["repo.url", "/no/such/repo.git"],
+    );
+}
+
+#[test]
+fn nonexistent_base() {
+    check(
+        |s| s.replace("base = \"main\"", "base = \"no-such-branch\""),
+        2,
+        &["repo.base", "no-such-branch"],
+    );
+}
+
+#[test]
+fn nonexistent_image() {
+    check(
+        |s| s.replace("airlock/sandbox-test:latest", "airlock/no-such-image:1"),
+        2,
+        &["airlock/no-such-image:1", "make images"],
+    );
+}
+
+#[test]
+fn unreachable_engine_is_a_fault() {
+    let world = World::new();
+    let spec = world.write_spec(&base(&world));
+    let out = world
+        .command(&spec)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let ran = common::ran(out);
+    assert_eq!(ran.code, 4, "{}", ran.stderr);
+    assert!(ran.stderr.contains("make engine"), "{}", ran.stderr);
+    assert_nothing_left(&world, managed_containers(None).len());
+}
+
+#[test]
+fn malformed_policy_file_names_file_and_field() {
+    let world = World::new();
+    world.edit_policies("network = \"none\"", "network = \"bridge\"");
+    let ran = world.run(&world.write_spec(&base(&world)));
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr.contains("L0.toml")
+            && ran.stderr.contains("network")
+            && ran.stderr.contains("\"none\""),
+        "{}",
+        ran.stderr
+    );
+}

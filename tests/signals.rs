@@ -1,0 +1,72 @@
+//! SIGTERM / SIGINT to a running `airlock run`: its containers are stopped and removed, the
+//! task ends `cancelled` with its logs and summary written.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{managed_containers, unique, World};
+
+fn wait_for_marker(marker: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        for id in managed_containers(None) {
+            let out = std::process::Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{json .Config.Env}} {{index .Config.Labels \"airlock.task\"}}",
+                    &id,
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text.contains(marker) {
+                return text.split_whitespace().last().unwrap().to_string();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the agent container never appeared");
+}
+
+fn signal_run(sig: nix::sys::signal::Signal) {
+    let world = World::new();
+    let marker = unique("sig");
+    let spec = world.spec(
+        "L1",
+        &["sh", "-c", "echo started; sleep 120"],
+        &format!("env = {{ MARKER = \"{marker}\" }}"),
+    );
+    let child = world
+        .command(&spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let task = wait_for_marker(&marker);
+    let started = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    let ran = common::ran(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.state_reason(), ("cancelled".into(), "cancelled".into()));
+    assert_eq!(ran.task_id(), task);
+    assert!(world.artifact(&ran, "logs/agent-1.log").contains("started"));
+    world.assert_clean(&task);
+}
+
+#[test]
+fn sigterm_removes_the_containers_and_records_cancelled() {
+    signal_run(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_removes_the_containers_and_records_cancelled() {
+    signal_run(nix::sys::signal::Signal::SIGINT);
+}
