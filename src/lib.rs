@@ -4,12 +4,12 @@
 //! `workspace` prepares and diffs the checkout, `sandbox` runs containers, `gate` and `judge`
 //! decide each attempt, `artifacts` exports, `runner` ties one task's lifecycle together.
 
+pub mod artifacts;
 pub mod gate;
+pub mod judge;
 pub mod policy;
+pub mod runner;
 pub mod sandbox;
 pub mod spec;
 pub mod units;
 pub mod workspace;
-pub mod artifacts;
-pub mod judge;
-pub mod runner;

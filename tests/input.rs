@@ -103,7 +103,7 @@ fn unreadable_issue_file() {
 fn nonexistent_repo() {
     check(
         |s| {
-            s.replace("base = \"main\"", "base = \"main\"").replacen(
+            s.replacen(
                 "url = ",
                 "url = \"/no/such/repo.git\"\n#",
                 1,

@@ -1,1 +1,116 @@
-//! Gate output parsing (owned by the gate helper).
+//! Gate output parsing and diff inspection: pure functions over text.
+//!
+//! The judge needs two things from an attempt: *why* the gate failed, in a form an agent can act
+//! on and the runner can compare across attempts (structured [`Failure`]s with stable
+//! signatures), and *whether the diff cheated* to make the gate green ([`red_flags`]). Both are
+//! computed here without I/O so they can be tested against real captured tool output.
+//!
+//! Parsing is line-oriented: every parser is a small state machine fed one line at a time, so the
+//! batch entry point ([`parse_output`]) and the incremental one ([`StreamParser`]) share the same
+//! code path and give the same result by construction.
+
+mod cargo_test;
+mod classify;
+mod config_edits;
+mod diff;
+mod engine;
+mod generic;
+mod go_test;
+mod js_test;
+mod junit;
+mod lint;
+mod markers;
+mod pytest;
+mod red_flags;
+mod rerun;
+mod rustc;
+mod signature;
+mod stream;
+mod test_edits;
+mod testpath;
+mod text;
+mod xml;
+
+#[cfg(test)]
+mod fixture_tests;
+
+use serde::{Deserialize, Serialize};
+
+pub use red_flags::{red_flags, RedFlag, RedFlagKind};
+pub use rerun::rerun_argv;
+pub use stream::StreamParser;
+
+/// One structured failure extracted from a gate's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Which tool reported it: "pytest", "cargo-test", "rustc", "clippy", "go-test", "jest",
+    /// "vitest", "junit", "ruff", "flake8", "eslint", "tsc", "lint" or "unknown".
+    pub tool: String,
+    pub kind: FailureKind,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The tool's own name for the failing test, e.g. `tests/test_x.py::test_add`.
+    pub test_id: Option<String>,
+    /// One line, at most [`MAX_MESSAGE_CHARS`] characters.
+    pub message: String,
+    /// A few lines of context, at most [`MAX_EXCERPT_CHARS`] characters.
+    pub excerpt: String,
+    /// 16 hex digits, stable across runs of the same failure (numbers, addresses and temporary
+    /// paths are normalised away), so the judge can tell "same failure again" from "progress".
+    pub signature: String,
+}
+
+/// What kind of problem a failure is; drives the judge's retry policy and the agent's feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Compile,
+    Assertion,
+    Panic,
+    Timeout,
+    Lint,
+    Env,
+    Dependency,
+    Network,
+    Unknown,
+}
+
+impl FailureKind {
+    /// The serialised name; part of every signature, so it must never change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Compile => "compile",
+            FailureKind::Assertion => "assertion",
+            FailureKind::Panic => "panic",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Lint => "lint",
+            FailureKind::Env => "env",
+            FailureKind::Dependency => "dependency",
+            FailureKind::Network => "network",
+            FailureKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Upper bound on [`Failure::message`], in characters.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Upper bound on [`Failure::excerpt`], in characters.
+pub const MAX_EXCERPT_CHARS: usize = 2000;
+
+/// Parse any gate output (stdout and stderr interleaved): detect the tools and return their
+/// failures, in order of appearance, without duplicates.
+///
+/// A non-zero `exit_code` never yields an empty list: when nothing is recognised the result is a
+/// single `unknown` failure whose excerpt is the tail of the log.
+pub fn parse_output(output: &str, exit_code: i64) -> Vec<Failure> {
+    let mut engine = engine::Engine::new();
+    let mut segments = output.split('\n').peekable();
+    while let Some(segment) = segments.next() {
+        let is_last = segments.peek().is_none();
+        if is_last && segment.is_empty() {
+            break;
+        }
+        engine.push_line(segment);
+    }
+    engine.finish(exit_code)
+}

@@ -4,6 +4,9 @@
 //! embedded as defaults. Admission ([`admit`]) and scope checks ([`scope`]) are pure functions.
 
 pub mod admit;
+#[cfg(test)]
+#[path = "admit_tests.rs"]
+mod admit_tests;
 mod files;
 pub mod scope;
 

@@ -132,16 +132,18 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
+        World::with_files(&[
+            ("README.md", "hello\n"),
+            ("src/app.py", "print('hi')\n"),
+            ("tests/test_app.py", "def test_x():\n    assert 1 == 1\n"),
+        ])
+    }
+
+    /// A world whose source repo holds `files`.
+    pub fn with_files(files: &[(&str, &str)]) -> World {
         require_engine();
         let tmp = tempfile::tempdir().unwrap();
-        let repo = make_repo(
-            tmp.path(),
-            &[
-                ("README.md", "hello\n"),
-                ("src/app.py", "print('hi')\n"),
-                ("tests/test_app.py", "def test_x():\n    assert 1 == 1\n"),
-            ],
-        );
+        let repo = make_repo(tmp.path(), files);
         let policies = tmp.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
