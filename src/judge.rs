@@ -88,8 +88,12 @@ pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
     if gate.containers.iter().all(ContainerFacts::ok) {
         return stop(State::Green, "gate_passed");
     }
-    if gate.flaky_only && budget.flaky_is_green {
-        return stop(State::Green, "gate_passed_flaky");
+    if gate.flaky_only {
+        // Only flaky tests failed: nothing for the agent to fix; the policy decides.
+        return match budget.flaky_is_green {
+            true => stop(State::Green, "gate_passed_flaky"),
+            false => stop(State::NeedsHuman, "flaky_gate"),
+        };
     }
     after_red_gate(history, budget)
 }
@@ -292,7 +296,10 @@ mod tests {
         assert_eq!(reason(judge(&[a], BUDGET)), "green/agent_finished");
         let mut f = attempt(FAIL, &["x"]);
         f.gate.as_mut().unwrap().flaky_only = true;
-        assert_eq!(reason(judge(&[f.clone()], BUDGET)), "retry");
+        assert_eq!(
+            reason(judge(&[f.clone()], BUDGET)),
+            "needs_human/flaky_gate"
+        );
         let b = Budget {
             flaky_is_green: true,
             ..BUDGET

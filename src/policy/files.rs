@@ -98,6 +98,8 @@ struct RawLevel {
     gate: String,
     push: bool,
     network: String,
+    flaky_reruns: i64,
+    flaky_is_green: bool,
     runtime: RawRuntime,
     limits: RawLimits,
     scope: RawScope,
@@ -285,11 +287,23 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         checkout,
         gate,
         push: raw.push,
+        flaky_reruns: flaky_reruns(&c, raw.flaky_reruns)?,
+        flaky_is_green: raw.flaky_is_green,
         runtime_default,
         runtime_allowed,
         limits: limits(&c, raw.limits)?,
         scope: scope(&c, raw.scope)?,
     })
+}
+
+fn flaky_reruns(c: &Ctx, n: i64) -> Result<u32, PolicyError> {
+    if !(0..=5).contains(&n) {
+        return Err(c.err(
+            "flaky_reruns",
+            format!("`{n}` is out of range; accepted: 0 to 5"),
+        ));
+    }
+    Ok(n as u32)
 }
 
 fn runtime(c: &Ctx, raw: RawRuntime) -> Result<(Runtime, Vec<Runtime>), PolicyError> {

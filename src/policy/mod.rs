@@ -110,6 +110,10 @@ pub struct LevelPolicy {
     pub checkout: Checkout,
     pub gate: GateRule,
     pub push: bool,
+    /// Reruns of only the failing tests when the gate fails (flake detection).
+    pub flaky_reruns: u32,
+    /// Whether a gate that failed only on flaky tests counts as green.
+    pub flaky_is_green: bool,
     pub runtime_default: Runtime,
     pub runtime_allowed: Vec<Runtime>,
     pub limits: Limits,

@@ -1,20 +1,19 @@
 //! The attempt loop: agent container, gate containers over a throwaway view, diff, scope, judge.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::containers::Ran;
 use super::context::AirlockDir;
-use super::{deadline_after, event_log, state_json, Progress, RunOptions};
-use crate::artifacts::{
-    ArtifactDir, ArtifactError, AttemptRecord, CappedLog, ContainerRecord, EventLog, State, Summary,
-};
-use crate::gate::{self, Failure, StreamParser};
+use super::gate_run::GateResult;
+use super::{event_log, state_json, Progress, RunOptions};
+use crate::artifacts::{ArtifactDir, ArtifactError, AttemptRecord, EventLog, State, Summary};
+use crate::gate::{self, Failure};
 use crate::judge::{judge, AttemptFacts, Budget, ContainerFacts, GateFacts, Verdict};
-use crate::policy::{scope, Admission, Checkout, ScopeVerdict};
-use crate::sandbox::{ContainerPlan, Engine, MountPlan, SandboxError, SandboxLimits, LABEL_TASK};
+use crate::policy::{scope, Admission, ScopeVerdict};
+use crate::sandbox::{Engine, SandboxError, LABEL_TASK};
 use crate::spec::TaskSpec;
 use crate::workspace::{mount_tmpfs, Diff, DiffLimits, Workspace};
 
@@ -39,14 +38,8 @@ pub struct TaskRun {
     pub(super) facts: Vec<AttemptFacts>,
     pub(super) last_failures: Vec<Failure>,
     pub(super) last_diff: Diff,
-}
-
-/// A container run as recorded, with the facts the judge needs and its output.
-struct Ran {
-    record: ContainerRecord,
-    facts: ContainerFacts,
-    failures: Vec<Failure>,
-    log: Vec<u8>,
+    /// The tree of each attempt's result, to compare attempts with each other.
+    pub(super) trees: Vec<String>,
 }
 
 impl TaskRun {
@@ -97,6 +90,7 @@ impl TaskRun {
             facts: Vec::new(),
             last_failures: Vec::new(),
             last_diff: Diff::default(),
+            trees: Vec::new(),
         })
     }
 
@@ -152,7 +146,7 @@ impl TaskRun {
         Budget {
             attempts: self.adm.limits.attempts,
             time_left: left.as_secs() >= 5,
-            flaky_is_green: false,
+            flaky_is_green: self.adm.policy.flaky_is_green,
         }
     }
 
@@ -178,29 +172,47 @@ impl TaskRun {
         };
         let diff = self.diff().map_err(|e| fault(&e))?;
         let scope = self.scope(&diff);
-        let red_flags = gate::red_flags(&String::from_utf8_lossy(&diff.patch));
+        let red_flags = self.red_flags(&diff).map_err(|e| fault(&e))?;
         self.record(n, agent, gate, &diff, scope, red_flags);
         self.last_diff = diff;
         Ok(())
+    }
+
+    /// Red flags in the diff from the base, and in the change from the previous attempt (a
+    /// test the agent wrote in attempt 1 and deleted in attempt 2 to go green is never in the
+    /// diff from the base).
+    fn red_flags(
+        &mut self,
+        diff: &Diff,
+    ) -> Result<Vec<gate::RedFlag>, crate::workspace::WorkspaceError> {
+        let mut flags = gate::red_flags(&String::from_utf8_lossy(&diff.patch));
+        let tree = tokio::task::block_in_place(|| self.ws.last_tree())?;
+        if let Some(prev) = self.trees.last().filter(|p| **p != tree) {
+            let between = tokio::task::block_in_place(|| self.ws.diff_trees(prev, &tree))?;
+            for f in gate::red_flags(&String::from_utf8_lossy(&between)) {
+                if !flags.contains(&f) {
+                    flags.push(f);
+                }
+            }
+        }
+        self.trees.push(tree);
+        Ok(flags)
     }
 
     fn record(
         &mut self,
         n: u32,
         agent: Ran,
-        gate: Option<Vec<Ran>>,
+        gate: Option<GateResult>,
         diff: &Diff,
         scope: ScopeVerdict,
         red_flags: Vec<gate::RedFlag>,
     ) {
-        let failures: Vec<Failure> = gate
-            .iter()
-            .flatten()
-            .flat_map(|g| g.failures.clone())
-            .collect();
+        let failures: Vec<Failure> = gate.iter().flat_map(|g| g.failures.clone()).collect();
+        let flaky: Vec<Failure> = gate.iter().flat_map(|g| g.flaky.clone()).collect();
         let gate_facts = gate.as_ref().map(|g| GateFacts {
-            containers: g.iter().map(|r| r.facts).collect(),
-            flaky_only: false,
+            containers: g.runs.iter().map(|r| r.facts).collect(),
+            flaky_only: g.flaky_only(),
         });
         let gate_passed = gate_facts
             .as_ref()
@@ -218,239 +230,22 @@ impl TaskRun {
         self.attempts.push(AttemptRecord {
             n,
             agent: Some(agent.record),
-            gate: gate.into_iter().flatten().map(|g| g.record).collect(),
+            gate: gate
+                .into_iter()
+                .flat_map(|g| g.runs.into_iter().chain(g.reruns))
+                .map(|g| g.record)
+                .collect(),
             gate_passed,
             failures: failures.iter().map(|f| json!(f)).collect(),
-            flaky: vec![],
+            flaky: flaky.iter().map(|f| json!(f)).collect(),
             red_flags: red_flags.iter().map(|f| json!(f)).collect(),
             scope: json!(scope),
             verdict: String::new(),
             files_changed: diff.files.len(),
         });
-        self.events.emit("attempt_finished", json!({ "attempt": n, "gate_passed": gate_passed, "files_changed": diff.files.len(), "scope": scope, "red_flags": red_flags.len() }));
+        let summary = json!({ "attempt": n, "gate_passed": gate_passed, "failures": failures.len(), "flaky": flaky.len(), "files_changed": diff.files.len(), "scope": scope, "red_flags": red_flags });
+        self.events.emit("attempt_finished", summary);
         self.last_failures = failures;
-    }
-
-    async fn run_agent(&mut self, n: u32, cancel: &CancellationToken) -> Result<Ran, SandboxError> {
-        let read_only = self.adm.policy.checkout == Checkout::ReadOnly;
-        let mut mounts = vec![
-            MountPlan {
-                source: self.ws.work_tree.clone(),
-                target: "/workspace".into(),
-                read_only,
-            },
-            MountPlan {
-                source: self.airlock.dir.clone(),
-                target: "/airlock".into(),
-                read_only: true,
-            },
-            MountPlan {
-                source: self.airlock.out.clone(),
-                target: "/airlock/out".into(),
-                read_only: false,
-            },
-        ];
-        mounts.dedup();
-        let argv = self.spec.agent.command.clone();
-        let image = self.spec.agent.image.clone();
-        self.progress
-            .phase("agent", &format!("attempt {n}: {}", argv.join(" ")));
-        let ran = self
-            .run_container("agent", n, 0, &image, argv, mounts, None, cancel)
-            .await?;
-        self.write_log("agent", n, &[&ran]);
-        Ok(ran)
-    }
-
-    async fn run_gate(
-        &mut self,
-        n: u32,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Ran>, SandboxError> {
-        let Some(gate) = self.spec.gate.clone() else {
-            return Ok(vec![]);
-        };
-        let view_name = format!("gate-{n}");
-        let view = self.ws.gate_view(&view_name).map_err(|e| fault(&e))?;
-        let result = self.run_gate_commands(n, &gate, view, cancel).await;
-        if let Err(e) = self.ws.drop_view(&view_name) {
-            tracing::warn!(error = %e, "cannot drop the gate view");
-        }
-        let runs = result?;
-        self.write_log("gate", n, &runs.iter().collect::<Vec<_>>());
-        Ok(runs)
-    }
-
-    async fn run_gate_commands(
-        &mut self,
-        n: u32,
-        gate: &crate::spec::GateSpec,
-        view: PathBuf,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Ran>, SandboxError> {
-        let mounts = vec![
-            MountPlan {
-                source: view,
-                target: "/workspace".into(),
-                read_only: false,
-            },
-            MountPlan {
-                source: self.airlock.dir.clone(),
-                target: "/airlock".into(),
-                read_only: true,
-            },
-        ];
-        let mut runs = Vec::new();
-        for (i, argv) in gate.commands.iter().enumerate() {
-            self.progress
-                .phase("gate", &format!("attempt {n}: {}", argv.join(" ")));
-            let ran = self
-                .run_container(
-                    "gate",
-                    n,
-                    i,
-                    &gate.image,
-                    argv.clone(),
-                    mounts.clone(),
-                    Some(StreamParser::new()),
-                    cancel,
-                )
-                .await?;
-            let ok = ran.facts.ok();
-            runs.push(ran);
-            if !ok {
-                break; // like CI: later steps are not run after a failing one
-            }
-        }
-        Ok(runs)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn run_container(
-        &mut self,
-        role: &str,
-        n: u32,
-        step: usize,
-        image: &str,
-        argv: Vec<String>,
-        mounts: Vec<MountPlan>,
-        parser: Option<StreamParser>,
-        cancel: &CancellationToken,
-    ) -> Result<Ran, SandboxError> {
-        let plan = self.plan(role, n, step, image, argv.clone(), mounts);
-        let mut log = CappedLog::new(self.adm.limits.log_bytes);
-        let mut parser = parser;
-        let mut partial: Vec<Failure> = Vec::new();
-        let deadline = deadline_after(self.started, self.adm.limits.timeout);
-        let outcome = {
-            let mut sink = |chunk: &[u8]| {
-                log.push(chunk);
-                if let Some(p) = parser.as_mut() {
-                    partial.extend(p.feed(chunk));
-                }
-            };
-            self.engine.run(&plan, deadline, cancel, &mut sink).await?
-        };
-        for f in &partial {
-            self.events.emit(
-                "gate_failure",
-                json!({ "attempt": n, "partial": true, "failure": f }),
-            );
-        }
-        let exit = outcome.exit_code.unwrap_or(-1);
-        let failures = parser
-            .map(|p| if exit == 0 { vec![] } else { p.finish(exit) })
-            .unwrap_or_default();
-        let facts = ContainerFacts {
-            ended: outcome.ended,
-            exit_code: outcome.exit_code,
-            oom_killed: outcome.oom_killed,
-        };
-        self.events.emit(
-            "container_finished",
-            json!({ "role": role, "attempt": n, "outcome": outcome }),
-        );
-        let record = ContainerRecord {
-            container: outcome.container.clone(),
-            argv,
-            ended: serde_json::to_value(outcome.ended)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            exit_code: outcome.exit_code,
-            oom_killed: outcome.oom_killed,
-            duration_s: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-            log: format!("logs/{role}-{n}.log"),
-            log_bytes_omitted: log.omitted(),
-        };
-        Ok(Ran {
-            record,
-            facts,
-            failures,
-            log: log.finish(),
-        })
-    }
-
-    fn plan(
-        &self,
-        role: &str,
-        n: u32,
-        step: usize,
-        image: &str,
-        argv: Vec<String>,
-        mounts: Vec<MountPlan>,
-    ) -> ContainerPlan {
-        let l = &self.adm.limits;
-        let mut env: Vec<(String, String)> = self
-            .spec
-            .agent
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.push(("AIRLOCK_TASK_ID".into(), self.task_id.clone()));
-        env.push(("AIRLOCK_ATTEMPT".into(), n.to_string()));
-        env.push(("AIRLOCK_LEVEL".into(), self.adm.level.to_string()));
-        env.push(("AIRLOCK_ROLE".into(), role.into()));
-        ContainerPlan {
-            name: format!(
-                "airlock-{}-{role}{n}-{step}-{}",
-                self.task_id,
-                super::random_hex(3)
-            ),
-            image: image.into(),
-            argv,
-            env,
-            task_id: self.task_id.clone(),
-            session: self.session.clone(),
-            role: role.into(),
-            runtime: self.adm.runtime.as_str().into(),
-            mounts,
-            limits: SandboxLimits {
-                cpus: l.cpus,
-                memory: l.memory,
-                pids: l.pids,
-                tmpfs: l.tmpfs,
-                tmpfs_inodes: l.tmpfs_inodes,
-            },
-            workdir: "/workspace".into(),
-        }
-    }
-
-    /// One log per role and attempt; several gate commands are separated by a header line.
-    fn write_log(&mut self, role: &str, n: u32, runs: &[&Ran]) {
-        let mut text = Vec::new();
-        for r in runs {
-            if role == "gate" {
-                let header = format!("$ {}\n", r.record.argv.join(" "));
-                text.extend_from_slice(crate::artifacts::neutralise(&header).as_bytes());
-            }
-            text.extend_from_slice(&r.log);
-        }
-        let path = self.artifacts.log_path(role, n);
-        if let Err(e) = crate::artifacts::write_atomic(&path, &text) {
-            tracing::warn!(error = %e, "cannot write log");
-        }
     }
 
     fn diff(&self) -> Result<Diff, crate::workspace::WorkspaceError> {
@@ -495,7 +290,7 @@ impl TaskRun {
     }
 }
 
-fn fault(e: &dyn std::fmt::Display) -> SandboxError {
+pub(super) fn fault(e: &dyn std::fmt::Display) -> SandboxError {
     SandboxError::Runner {
         message: e.to_string(),
     }

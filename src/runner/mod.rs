@@ -2,8 +2,10 @@
 //! both run tasks through [`run_task`].
 
 mod attempt;
+mod containers;
 mod context;
 mod export;
+mod gate_run;
 pub mod ids;
 mod progress;
 

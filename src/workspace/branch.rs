@@ -66,6 +66,44 @@ impl Workspace {
         Ok(commit)
     }
 
+    /// The tree of the last diffed work tree (the base tree when nothing could change).
+    pub fn last_tree(&self) -> Result<String, WorkspaceError> {
+        let index = self.root.join("diff.index");
+        if !index.exists() {
+            let spec = format!("{}^{{tree}}", self.base_commit);
+            return Ok(text(
+                run(
+                    args(git(&self.git_dir), ["rev-parse", "--verify", &spec]),
+                    "rev-parse",
+                )?
+                .stdout,
+            ));
+        }
+        let mut tree = args(git(&self.git_dir), ["write-tree"]);
+        self.objects_env(&mut tree).env("GIT_INDEX_FILE", &index);
+        Ok(text(run(tree, "write-tree")?.stdout))
+    }
+
+    /// `git diff --binary` between two trees (e.g. two attempts' results).
+    pub fn diff_trees(&self, from: &str, to: &str) -> Result<Vec<u8>, WorkspaceError> {
+        let mut cmd = args(
+            git(&self.git_dir),
+            [
+                "diff",
+                "--binary",
+                "--no-ext-diff",
+                "--no-textconv",
+                "-M",
+                "--no-color",
+                from,
+                to,
+                "--",
+            ],
+        );
+        self.objects_env(&mut cmd);
+        Ok(run(cmd, "diff trees")?.stdout)
+    }
+
     fn objects_env<'a>(&self, cmd: &'a mut std::process::Command) -> &'a mut std::process::Command {
         cmd.env("GIT_OBJECT_DIRECTORY", &self.objects).env(
             "GIT_ALTERNATE_OBJECT_DIRECTORIES",

@@ -1,0 +1,192 @@
+//! One container of a task: its plan (hardening comes from the sandbox module), its run with
+//! live capture, and its record.
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::TaskRun;
+use super::deadline_after;
+use crate::artifacts::{neutralise, write_atomic, CappedLog, ContainerRecord};
+use crate::gate::{Failure, StreamParser};
+use crate::judge::ContainerFacts;
+use crate::policy::Checkout;
+use crate::sandbox::{ContainerPlan, MountPlan, SandboxError, SandboxLimits};
+
+/// A container run as recorded, with the facts the judge needs and its output.
+pub(super) struct Ran {
+    pub record: ContainerRecord,
+    pub facts: ContainerFacts,
+    pub failures: Vec<Failure>,
+    pub log: Vec<u8>,
+}
+
+/// What varies between the containers of one task.
+pub(super) struct Job<'a> {
+    pub role: &'a str,
+    pub attempt: u32,
+    pub step: usize,
+    pub image: &'a str,
+    pub argv: Vec<String>,
+    pub mounts: Vec<MountPlan>,
+    /// Parse the output as gate output, emitting failures as they appear.
+    pub parse: bool,
+}
+
+impl TaskRun {
+    pub(super) async fn run_agent(
+        &mut self,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Ran, SandboxError> {
+        let read_only = self.adm.policy.checkout == Checkout::ReadOnly;
+        let mounts = vec![
+            MountPlan {
+                source: self.ws.work_tree.clone(),
+                target: "/workspace".into(),
+                read_only,
+            },
+            MountPlan {
+                source: self.airlock.dir.clone(),
+                target: "/airlock".into(),
+                read_only: true,
+            },
+            MountPlan {
+                source: self.airlock.out.clone(),
+                target: "/airlock/out".into(),
+                read_only: false,
+            },
+        ];
+        let argv = self.spec.agent.command.clone();
+        let image = self.spec.agent.image.clone();
+        self.progress
+            .phase("agent", &format!("attempt {n}: {}", argv.join(" ")));
+        let job = Job {
+            role: "agent",
+            attempt: n,
+            step: 0,
+            image: &image,
+            argv,
+            mounts,
+            parse: false,
+        };
+        let ran = self.run_container(job, cancel).await?;
+        self.write_log("agent", n, &[&ran]);
+        Ok(ran)
+    }
+
+    /// Run one container to its end; gate output is parsed while it streams and each failure
+    /// is emitted as an event at once (partial feedback).
+    pub(super) async fn run_container(
+        &mut self,
+        job: Job<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Ran, SandboxError> {
+        let plan = self.plan(&job);
+        let mut log = CappedLog::new(self.adm.limits.log_bytes);
+        let mut parser = job.parse.then(StreamParser::new);
+        let deadline = deadline_after(self.started, self.adm.limits.timeout);
+        let engine = self.engine.clone();
+        let events = &mut self.events;
+        let n = job.attempt;
+        let mut sink = |chunk: &[u8]| {
+            log.push(chunk);
+            for f in parser.as_mut().map(|p| p.feed(chunk)).unwrap_or_default() {
+                events.emit(
+                    "gate_failure",
+                    json!({ "attempt": n, "partial": true, "failure": f }),
+                );
+            }
+        };
+        let outcome = engine.run(&plan, deadline, cancel, &mut sink).await?;
+        let exit = outcome.exit_code.unwrap_or(-1);
+        let failures = match parser {
+            Some(p) if exit != 0 => p.finish(exit),
+            _ => vec![],
+        };
+        let facts = ContainerFacts {
+            ended: outcome.ended,
+            exit_code: outcome.exit_code,
+            oom_killed: outcome.oom_killed,
+        };
+        self.events.emit(
+            "container_finished",
+            json!({ "role": job.role, "attempt": n, "outcome": outcome }),
+        );
+        let record = ContainerRecord {
+            container: outcome.container.clone(),
+            argv: job.argv,
+            ended: serde_json::to_value(outcome.ended)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            exit_code: outcome.exit_code,
+            oom_killed: outcome.oom_killed,
+            duration_s: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            log: format!("logs/{}-{n}.log", job.role),
+            log_bytes_omitted: log.omitted(),
+        };
+        Ok(Ran {
+            record,
+            facts,
+            failures,
+            log: log.finish(),
+        })
+    }
+
+    fn plan(&self, job: &Job<'_>) -> ContainerPlan {
+        let l = &self.adm.limits;
+        let mut env: Vec<(String, String)> = self
+            .spec
+            .agent
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push(("AIRLOCK_TASK_ID".into(), self.task_id.clone()));
+        env.push(("AIRLOCK_ATTEMPT".into(), job.attempt.to_string()));
+        env.push(("AIRLOCK_LEVEL".into(), self.adm.level.to_string()));
+        env.push(("AIRLOCK_ROLE".into(), job.role.into()));
+        ContainerPlan {
+            name: format!(
+                "airlock-{}-{}{}-{}-{}",
+                self.task_id,
+                job.role,
+                job.attempt,
+                job.step,
+                super::random_hex(3)
+            ),
+            image: job.image.into(),
+            argv: job.argv.clone(),
+            env,
+            task_id: self.task_id.clone(),
+            session: self.session.clone(),
+            role: job.role.into(),
+            runtime: self.adm.runtime.as_str().into(),
+            mounts: job.mounts.clone(),
+            limits: SandboxLimits {
+                cpus: l.cpus,
+                memory: l.memory,
+                pids: l.pids,
+                tmpfs: l.tmpfs,
+                tmpfs_inodes: l.tmpfs_inodes,
+            },
+            workdir: "/workspace".into(),
+        }
+    }
+
+    /// One log per role and attempt; several gate commands are separated by a header line.
+    pub(super) fn write_log(&mut self, role: &str, n: u32, runs: &[&Ran]) {
+        let mut text = Vec::new();
+        for r in runs {
+            if role == "gate" {
+                text.extend_from_slice(
+                    neutralise(&format!("$ {}\n", r.record.argv.join(" "))).as_bytes(),
+                );
+            }
+            text.extend_from_slice(&r.log);
+        }
+        if let Err(e) = write_atomic(&self.artifacts.log_path(role, n), &text) {
+            tracing::warn!(error = %e, "cannot write log");
+        }
+    }
+}

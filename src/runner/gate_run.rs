@@ -1,0 +1,175 @@
+//! The gate: each command in a fresh container over a throwaway view of the agent's tree, and
+//! flake detection by rerunning only the failing tests.
+
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::{fault, TaskRun};
+use super::containers::{Job, Ran};
+use crate::gate::{rerun_argv, Failure};
+use crate::sandbox::{Ended, MountPlan, SandboxError};
+use crate::spec::GateSpec;
+
+/// Reruns are numbered from here in container names, after the gate's own commands.
+const RERUN_STEP: usize = 100;
+
+/// One attempt's gate.
+pub(super) struct GateResult {
+    /// The gate's commands, in order, up to the first one that failed for real.
+    pub runs: Vec<Ran>,
+    /// Reruns of failing tests (flake detection).
+    pub reruns: Vec<Ran>,
+    /// Failures that stayed failing: the agent's feedback.
+    pub failures: Vec<Failure>,
+    /// Failures that passed on a rerun: reported, not fed back as bugs.
+    pub flaky: Vec<Failure>,
+}
+
+impl GateResult {
+    /// The gate failed, and only on flaky tests.
+    pub fn flaky_only(&self) -> bool {
+        !self.flaky.is_empty() && self.failures.is_empty()
+    }
+}
+
+impl TaskRun {
+    pub(super) async fn run_gate(
+        &mut self,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<GateResult, SandboxError> {
+        let gate = self
+            .spec
+            .gate
+            .clone()
+            .ok_or_else(|| fault(&"no gate in the spec"))?;
+        let view_name = format!("gate-{n}");
+        let view =
+            tokio::task::block_in_place(|| self.ws.gate_view(&view_name)).map_err(|e| fault(&e))?;
+        let mounts = vec![
+            MountPlan {
+                source: view,
+                target: "/workspace".into(),
+                read_only: false,
+            },
+            MountPlan {
+                source: self.airlock.dir.clone(),
+                target: "/airlock".into(),
+                read_only: true,
+            },
+        ];
+        let result = self.gate_commands(n, &gate, &mounts, cancel).await;
+        if let Err(e) = tokio::task::block_in_place(|| self.ws.drop_view(&view_name)) {
+            tracing::warn!(error = %e, "cannot drop the gate view");
+        }
+        let result = result?;
+        let all: Vec<&Ran> = result.runs.iter().chain(&result.reruns).collect();
+        self.write_log("gate", n, &all);
+        Ok(result)
+    }
+
+    /// Like CI: commands run in order and stop at the first real failure. A command whose
+    /// failures all pass on rerun counts as flaky, and the next command runs.
+    async fn gate_commands(
+        &mut self,
+        n: u32,
+        gate: &GateSpec,
+        mounts: &[MountPlan],
+        cancel: &CancellationToken,
+    ) -> Result<GateResult, SandboxError> {
+        let mut result = GateResult {
+            runs: vec![],
+            reruns: vec![],
+            failures: vec![],
+            flaky: vec![],
+        };
+        for (i, argv) in gate.commands.iter().enumerate() {
+            self.progress
+                .phase("gate", &format!("attempt {n}: {}", argv.join(" ")));
+            let job = Job {
+                role: "gate",
+                attempt: n,
+                step: i,
+                image: &gate.image,
+                argv: argv.clone(),
+                mounts: mounts.to_vec(),
+                parse: true,
+            };
+            let ran = self.run_container(job, cancel).await?;
+            let (ok, rerunnable) = (
+                ran.facts.ok(),
+                ran.facts.ended == Ended::Exited && !ran.facts.oom_killed,
+            );
+            let failures = ran.failures.clone();
+            result.runs.push(ran);
+            if ok {
+                continue;
+            }
+            if !rerunnable {
+                result.failures.extend(failures);
+                break;
+            }
+            let (still, flaky) = self
+                .rerun_failing(n, gate, argv, failures, mounts, &mut result.reruns, cancel)
+                .await?;
+            result.flaky.extend(flaky);
+            if !still.is_empty() {
+                result.failures.extend(still);
+                break;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Rerun only the failing tests up to the policy's count; returns (still failing, flaky).
+    #[allow(clippy::too_many_arguments)]
+    async fn rerun_failing(
+        &mut self,
+        n: u32,
+        gate: &GateSpec,
+        argv: &[String],
+        mut remaining: Vec<Failure>,
+        mounts: &[MountPlan],
+        reruns: &mut Vec<Ran>,
+        cancel: &CancellationToken,
+    ) -> Result<(Vec<Failure>, Vec<Failure>), SandboxError> {
+        let mut flaky = Vec::new();
+        for k in 0..self.adm.policy.flaky_reruns as usize {
+            let Some(rerun) = rerun_argv(argv, &remaining) else {
+                break;
+            };
+            self.progress.phase(
+                "gate",
+                &format!("attempt {n}: rerun {} of the failing tests", k + 1),
+            );
+            let job = Job {
+                role: "gate",
+                attempt: n,
+                step: RERUN_STEP + k,
+                image: &gate.image,
+                argv: rerun,
+                mounts: mounts.to_vec(),
+                parse: true,
+            };
+            let ran = self.run_container(job, cancel).await?;
+            let usable = ran.facts.ended == Ended::Exited && !ran.facts.oom_killed;
+            let still: Vec<String> = ran.failures.iter().map(|f| f.signature.clone()).collect();
+            let unknown = ran
+                .failures
+                .iter()
+                .any(|f| f.kind == crate::gate::FailureKind::Unknown);
+            reruns.push(ran);
+            if !usable || unknown {
+                break; // the rerun itself broke: no conclusion about flakiness
+            }
+            let (passed, failing): (Vec<_>, Vec<_>) = remaining
+                .into_iter()
+                .partition(|f| !still.contains(&f.signature));
+            flaky.extend(passed);
+            remaining = failing;
+            if remaining.is_empty() {
+                break;
+            }
+        }
+        Ok((remaining, flaky))
+    }
+}
