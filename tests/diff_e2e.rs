@@ -7,9 +7,13 @@ use common::World;
 
 #[test]
 fn every_kind_of_change_appears_in_diff_patch() {
-    let world = World::new();
+    let world = World::with_files(&[
+        ("README.md", "hello\n"),
+        ("src/app.py", "print('hi')\n"),
+        ("docs/old.md", "obsolete\n"),
+    ]);
     world.edit_policies("allow_binary = false", "allow_binary = true");
-    let script = "echo more >> README.md && rm tests/test_app.py && mv src/app.py src/main.py && \
+    let script = "echo more >> README.md && rm docs/old.md && mv src/app.py src/main.py && \
                   echo new > added.txt && printf '\\000\\001\\002' > blob.bin && ln -s README.md link && mkfifo pipe";
     let ran = world.run(&world.spec("L1", &["sh", "-c", script], ""));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
@@ -17,7 +21,7 @@ fn every_kind_of_change_appears_in_diff_patch() {
     for want in [
         "+more",
         "deleted file mode",
-        "tests/test_app.py",
+        "docs/old.md",
         "rename from src/app.py",
         "rename to src/main.py",
         "added.txt",
