@@ -1,0 +1,73 @@
+//! CLI behaviour around the task: progress lines, --keep, and exports that must not follow
+//! symlinks out of the sandbox. Real engine; never skipped.
+
+mod common;
+
+use common::World;
+
+#[test]
+fn progress_is_quiet_without_a_tty_unless_verbose() {
+    let world = World::new();
+    let spec = world.spec("L1", &["true"], "");
+    let quiet = world.run(&spec);
+    assert!(!quiet.stderr.contains("prepare"), "{}", quiet.stderr);
+    let out = world.command(&spec).arg("-v").output().unwrap();
+    let loud = String::from_utf8_lossy(&out.stderr);
+    for phase in ["admit", "prepare", "agent", "judge", "export"] {
+        assert!(loud.contains(phase), "no `{phase}` line in:\n{loud}");
+    }
+    assert!(
+        loud.lines()
+            .any(|l| l.trim_start().starts_with('[') && l.contains("s]")),
+        "no elapsed time:\n{loud}"
+    );
+}
+
+#[test]
+fn keep_leaves_the_work_dir_and_default_removes_it() {
+    let world = World::new();
+    let spec = world.spec("L1", &["sh", "-c", "echo kept > kept.txt"], "");
+    let out = world.command(&spec).arg("--keep").output().unwrap();
+    let ran = common::ran(out);
+    let dir = world.state.join("tasks").join(ran.task_id());
+    assert!(
+        dir.join("upper/kept.txt").exists(),
+        "--keep removed {}",
+        dir.display()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.display().to_string()),
+        "--keep must still unmount"
+    );
+    let again = world.run(&spec);
+    world.assert_clean(&again.task_id());
+}
+
+#[test]
+fn symlinks_are_exported_as_links_never_followed() {
+    let world = World::new();
+    let script = "ln -s /etc/shadow leak && ln -s /etc/passwd /airlock/out/passwd-link && echo ok > /airlock/out/report.md";
+    let ran = world.run(&world.spec("L1", &["sh", "-c", script], ""));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let patch = world.artifact(&ran, "diff.patch");
+    assert!(
+        patch.contains("new file mode 120000") && patch.contains("+/etc/shadow"),
+        "{patch}"
+    );
+    assert!(
+        !patch.contains("root:"),
+        "a link target's content was exported"
+    );
+    let out = world.artifacts.join(ran.task_id()).join("out");
+    assert!(out.join("report.md").exists());
+    assert!(
+        !out.join("passwd-link").exists(),
+        "a symlink in out/ was exported"
+    );
+    let events = world.artifact(&ran, "events.jsonl");
+    assert!(
+        events.contains("out_skipped") && events.contains("passwd-link"),
+        "{events}"
+    );
+}
