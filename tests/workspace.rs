@@ -110,3 +110,41 @@ fn planted_git_config_and_hooks_never_run_on_the_host() {
     );
     unmount(&ws.work_tree).unwrap();
 }
+
+#[test]
+fn replacing_a_directory_with_a_symlink_or_file_is_diffed_without_following_it() {
+    let (_tmp, ws) = setup(&[("a/b.txt", "b\n"), ("c/d.txt", "d\n"), ("keep.txt", "k\n")]);
+    sh(
+        &ws.work_tree,
+        "rm -r a && ln -s /etc a && rm -r c && echo now-a-file > c",
+    );
+    let d = ws.diff(LIMITS).unwrap();
+    let patch = String::from_utf8_lossy(&d.patch);
+    assert!(
+        patch.contains("deleted file mode") && patch.contains("a/b.txt"),
+        "{patch}"
+    );
+    assert!(
+        patch.contains("new file mode 120000") && patch.contains("+/etc"),
+        "{patch}"
+    );
+    assert!(
+        patch.contains("c/d.txt") && patch.contains("+now-a-file"),
+        "{patch}"
+    );
+    assert!(!patch.contains("root:"), "followed the symlink to the host");
+    unmount(&ws.work_tree).unwrap();
+}
+
+#[test]
+fn a_path_that_cannot_be_shown_is_skipped_and_reported() {
+    let (_tmp, ws) = setup(&[("a.txt", "a\n")]);
+    sh(&ws.work_tree, "touch \"$(printf 'bad\\377name')\"");
+    let d = ws.diff(LIMITS).unwrap();
+    assert!(
+        d.skipped.iter().any(|(_, why)| why == "invalid_name"),
+        "{:?}",
+        d.skipped
+    );
+    unmount(&ws.work_tree).unwrap();
+}

@@ -256,24 +256,28 @@ impl TaskRun {
         tokio::task::block_in_place(|| self.ws.diff(limits))
     }
 
+    /// Paths the diff had to leave out block the task: a change airlock cannot show must not
+    /// pass as reviewed. Then the policy's scope rules.
     fn scope(&self, diff: &Diff) -> ScopeVerdict {
-        let too_large: Vec<String> = diff
-            .skipped
-            .iter()
-            .filter(|(_, why)| why == "too_large")
-            .map(|(p, _)| p.clone())
-            .collect();
-        if !too_large.is_empty() {
-            return ScopeVerdict::Blocked {
-                reason: "diff_too_large".into(),
-                paths: too_large,
-            };
-        }
-        if diff.skipped.iter().any(|(_, why)| why == "too_many_paths") {
-            return ScopeVerdict::Blocked {
-                reason: "too_many_files".into(),
-                paths: vec![],
-            };
+        let skipped = |why: &str| -> Vec<String> {
+            diff.skipped
+                .iter()
+                .filter(|(_, w)| w == why)
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        for (why, reason) in [
+            ("too_large", "diff_too_large"),
+            ("too_many_paths", "too_many_files"),
+            ("invalid_name", "unrepresentable_path"),
+        ] {
+            let paths = skipped(why);
+            if !paths.is_empty() {
+                return ScopeVerdict::Blocked {
+                    reason: reason.into(),
+                    paths,
+                };
+            }
         }
         scope::check(&self.adm.policy.scope, &diff.files, diff.patch.len() as u64)
     }

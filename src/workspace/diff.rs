@@ -62,14 +62,12 @@ impl Workspace {
             "read-tree",
         )?;
         let gone = self.expand_gone(&index, &changes.gone)?;
-        let (add, remove): (Vec<_>, Vec<_>) = changes
-            .present
-            .iter()
-            .chain(gone.iter())
-            .cloned()
-            .partition(|p| self.is_present(p));
-        self.update_index(&index, &["--add", "--remove"], &add)?;
+        let mut paths: Vec<String> = changes.present.iter().chain(gone.iter()).cloned().collect();
+        paths.sort();
+        paths.dedup();
+        let (add, remove): (Vec<_>, Vec<_>) = paths.into_iter().partition(|p| self.is_present(p));
         self.update_index(&index, &["--force-remove"], &remove)?;
+        self.update_index(&index, &["--add", "--remove", "--replace"], &add)?;
         let mut diff = self.render(&index)?;
         diff.skipped = changes.skipped;
         Ok(diff)
@@ -90,10 +88,22 @@ impl Workspace {
     }
 
     /// A file or symlink at `rel` in the work tree (a dir or nothing means removed).
+    /// Every ancestor must be a real directory: a path "beyond" a symlink is not present (it
+    /// would resolve on the host, outside the work tree).
     fn is_present(&self, rel: &str) -> bool {
-        fs::symlink_metadata(self.work_tree.join(rel))
-            .map(|m| !m.is_dir())
-            .unwrap_or(false)
+        let mut at = self.work_tree.clone();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let Ok(m) = fs::symlink_metadata(&at) else {
+                return false;
+            };
+            let last = i + 1 == parts.len();
+            if (!last && !m.is_dir()) || (last && m.is_dir()) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Every base path at or under the removed/replaced paths.
@@ -204,13 +214,18 @@ fn walk(
         .map_err(WorkspaceError::io("read dir", dir))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
+        let raw = entry.file_name();
+        let name = raw.to_string_lossy();
         let path = if rel.is_empty() {
             name.to_string()
         } else {
             format!("{rel}/{name}")
         };
+        if raw.to_str().is_none() {
+            // Such a path could not be shown in the diff faithfully: never hide a change.
+            out.skipped.push((path, "invalid_name".into()));
+            continue;
+        }
         if name == ".git" {
             continue; // the agent's own git dir is its business; git refuses such paths anyway
         }
@@ -237,11 +252,10 @@ fn classify(
         out.gone.push(path); // overlay whiteout: deleted from the base
     } else if ft.is_dir() {
         walk(full, &path, limits, out)?;
-    } else if ft.is_symlink() {
-        out.present.push(path);
     } else if ft.is_file() && meta.len() > limits.max_file_bytes {
         out.skipped.push((path, "too_large".into()));
-    } else if ft.is_file() {
+    } else if ft.is_file() || ft.is_symlink() {
+        out.gone.push(path.clone()); // it may replace a base directory: drop what was below
         out.present.push(path);
     } else {
         out.skipped.push((path, "special_file".into()));
