@@ -158,3 +158,22 @@ fn out_dir_is_capped() {
     assert!(log.contains("No space left on device"), "{log}");
     world.assert_clean(&ran.task_id());
 }
+
+#[test]
+fn filling_the_workspace_hits_enospc_at_the_cap_not_the_host_disk() {
+    let world = World::new();
+    world.edit_policies("workspace = \"1g\"", "workspace = \"16m\"");
+    let script = "dd if=/dev/zero of=/workspace/fill bs=1M count=64 2>&1; echo size=$(wc -c < /workspace/fill)";
+    let ran = world.run(&world.spec("L1", &["sh", "-c", script], ""));
+    let log = world.artifact(&ran, "logs/agent-1.log");
+    assert!(log.contains("No space left on device"), "{log}");
+    let size: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("size="))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(size <= 16 << 20, "{size}");
+    world.assert_clean(&ran.task_id());
+}

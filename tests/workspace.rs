@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use airlock::spec::RepoSpec;
-use airlock::workspace::{prepare, unmount, DiffLimits, PrepareOptions};
+use airlock::workspace::{prepare, DiffLimits, PrepareOptions};
 use common::{make_repo, sh};
 
 const LIMITS: DiffLimits = DiffLimits {
@@ -24,6 +24,7 @@ fn setup(files: &[(&str, &str)]) -> (tempfile::TempDir, airlock::workspace::Work
         state_dir: tmp.path().join("state"),
         task_id: "t1".into(),
         read_only: false,
+        write_caps: (256 << 20, 100_000),
     };
     let ws = prepare(&repo, &opts).unwrap();
     (tmp, ws)
@@ -74,7 +75,7 @@ fn checkout_is_owned_by_the_sandbox_uid_and_diff_sees_every_kind_of_change() {
     );
     let bin = d.files.iter().find(|f| f.path == "bin.dat").unwrap();
     assert!(bin.binary);
-    unmount(&ws.work_tree).unwrap();
+    ws.tear_down(false).unwrap();
 }
 
 #[test]
@@ -88,7 +89,7 @@ fn sparse_huge_file_is_skipped_not_read() {
         .skipped
         .iter()
         .any(|(p, why)| p == "huge.bin" && why == "too_large"));
-    unmount(&ws.work_tree).unwrap();
+    ws.tear_down(false).unwrap();
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn planted_git_config_and_hooks_never_run_on_the_host() {
         !canary.exists(),
         "a hook, fsmonitor or driver planted by the agent ran on the host"
     );
-    unmount(&ws.work_tree).unwrap();
+    ws.tear_down(false).unwrap();
 }
 
 #[test]
@@ -133,7 +134,7 @@ fn replacing_a_directory_with_a_symlink_or_file_is_diffed_without_following_it()
         "{patch}"
     );
     assert!(!patch.contains("root:"), "followed the symlink to the host");
-    unmount(&ws.work_tree).unwrap();
+    ws.tear_down(false).unwrap();
 }
 
 #[test]
@@ -146,5 +147,5 @@ fn a_path_that_cannot_be_shown_is_skipped_and_reported() {
         "{:?}",
         d.skipped
     );
-    unmount(&ws.work_tree).unwrap();
+    ws.tear_down(false).unwrap();
 }

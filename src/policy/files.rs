@@ -124,6 +124,8 @@ struct RawLimits {
     tmpfs_inodes: i64,
     out: String,
     log_bytes: String,
+    workspace: String,
+    workspace_inodes: i64,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +338,8 @@ fn limits(c: &Ctx, l: RawLimits) -> Result<Limits, PolicyError> {
         tmpfs_inodes: c.count("limits.tmpfs_inodes", l.tmpfs_inodes)? as u64,
         out: c.bytes("limits.out", &l.out)?,
         log_bytes: c.bytes("limits.log_bytes", &l.log_bytes)?,
+        workspace: c.bytes("limits.workspace", &l.workspace)?,
+        workspace_inodes: c.count("limits.workspace_inodes", l.workspace_inodes)? as u64,
     })
 }
 

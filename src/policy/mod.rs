@@ -87,6 +87,9 @@ pub struct Limits {
     pub tmpfs_inodes: u64,
     pub out: u64,
     pub log_bytes: u64,
+    /// What the agent may write into /workspace (and the gate into its view), in bytes.
+    pub workspace: u64,
+    pub workspace_inodes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -144,6 +144,7 @@ async fn prepare_workspace(
         state_dir: opts.state_dir.clone(),
         task_id: task_id.to_string(),
         read_only: adm.policy.checkout == crate::policy::Checkout::ReadOnly,
+        write_caps: (adm.limits.workspace, adm.limits.workspace_inodes),
     };
     let repo = spec.repo.clone();
     let root = opts.state_dir.join("tasks").join(task_id);

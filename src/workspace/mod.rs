@@ -35,6 +35,8 @@ pub struct Workspace {
     pub upper: Option<PathBuf>,
     /// The shared, read-only extraction of the base commit.
     pub pristine: PathBuf,
+    /// Caps (bytes, inodes) of each writable layer (the agent's, each gate view's).
+    pub write_caps: (u64, u64),
     pub base_commit: String,
 }
 

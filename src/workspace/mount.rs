@@ -1,6 +1,9 @@
 //! Host mounts: the overlay a task's work tree lives on, and size-capped tmpfs dirs.
 
-use std::path::Path;
+use std::os::unix::fs::{lchown, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::sandbox::hardening::SANDBOX_UID;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -52,15 +55,42 @@ pub fn mount_overlay_layers(
 
 /// A tmpfs of at most `bytes` and `inodes` at `target`, owned by `uid`.
 pub fn mount_tmpfs(target: &Path, bytes: u64, inodes: u64, uid: u32) -> Result<(), WorkspaceError> {
+    tmpfs(target, bytes, inodes, uid, SAFE | MsFlags::MS_NOEXEC)
+}
+
+fn tmpfs(
+    target: &Path,
+    bytes: u64,
+    inodes: u64,
+    uid: u32,
+    flags: MsFlags,
+) -> Result<(), WorkspaceError> {
     let opts = format!("size={bytes},nr_inodes={inodes},mode=0755,uid={uid},gid={uid}");
     mount(
         Some("airlock-tmpfs"),
         target,
         Some("tmpfs"),
-        SAFE | MsFlags::MS_NOEXEC,
+        flags,
         Some(opts.as_str()),
     )
     .map_err(|e| merr(target, e))
+}
+
+/// A writable overlay layer under `base`: a size- and inode-capped tmpfs (so an agent cannot
+/// fill the host's disk) holding `upper` (owned by the sandbox user: the merged root takes its
+/// owner) and overlay's `work`. Returns (upper, work).
+pub fn writable_layer(base: &Path, caps: (u64, u64)) -> Result<(PathBuf, PathBuf), WorkspaceError> {
+    std::fs::create_dir_all(base).map_err(WorkspaceError::io("create dir", base))?;
+    tmpfs(base, caps.0, caps.1, 0, SAFE)?;
+    let (upper, work) = (base.join("upper"), base.join("work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).map_err(WorkspaceError::io("create dir", d))?;
+    }
+    lchown(&upper, Some(SANDBOX_UID), Some(SANDBOX_UID))
+        .map_err(WorkspaceError::io("chown", &upper))?;
+    std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(0o755))
+        .map_err(WorkspaceError::io("chmod", &upper))?;
+    Ok((upper, work))
 }
 
 /// Unmount `target` (lazily if busy). Not mounted is not an error.

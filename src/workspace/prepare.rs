@@ -5,7 +5,7 @@ use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::git::{args, git, git_no_dir, run};
-use super::mount::mount_overlay;
+use super::mount::{mount_overlay, writable_layer};
 use super::{Workspace, WorkspaceError};
 use crate::sandbox::hardening::SANDBOX_UID;
 use crate::spec::RepoSpec;
@@ -18,6 +18,8 @@ pub struct PrepareOptions {
     pub task_id: String,
     /// L0: the pristine tree is mounted read-only, no overlay.
     pub read_only: bool,
+    /// Bytes and inodes the agent (and, separately, the gate) may write.
+    pub write_caps: (u64, u64),
 }
 
 /// Prepare a checkout of `repo.base` for one task.
@@ -43,10 +45,11 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
             work_tree: pristine.clone(),
             upper: None,
             pristine,
+            write_caps: opts.write_caps,
             base_commit,
         });
     }
-    let (upper, work_tree) = overlay(&root, &pristine)?;
+    let (upper, work_tree) = overlay(&root, &pristine, opts.write_caps)?;
     Ok(Workspace {
         root,
         git_dir,
@@ -54,6 +57,7 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
         work_tree,
         upper: Some(upper),
         pristine,
+        write_caps: opts.write_caps,
         base_commit,
     })
 }
@@ -199,20 +203,14 @@ fn chown_tree(dir: &Path, uid: u32) -> Result<(), WorkspaceError> {
 }
 
 /// Mount the task's overlay: pristine lower, task-owned upper.
-fn overlay(root: &Path, pristine: &Path) -> Result<(PathBuf, PathBuf), WorkspaceError> {
-    let (upper, work, merged) = (
-        root.join("upper"),
-        root.join("ovlwork"),
-        root.join("workspace"),
-    );
-    for d in [&upper, &work, &merged] {
-        fs::create_dir(d).map_err(WorkspaceError::io("create dir", d))?;
-    }
-    // The merged root takes the upper root's owner and mode: the sandbox user must own it.
-    lchown(&upper, Some(SANDBOX_UID), Some(SANDBOX_UID))
-        .map_err(WorkspaceError::io("chown", &upper))?;
-    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
-        .map_err(WorkspaceError::io("chmod", &upper))?;
+fn overlay(
+    root: &Path,
+    pristine: &Path,
+    caps: (u64, u64),
+) -> Result<(PathBuf, PathBuf), WorkspaceError> {
+    let (upper, work) = writable_layer(&root.join("rw"), caps)?;
+    let merged = root.join("workspace");
+    fs::create_dir(&merged).map_err(WorkspaceError::io("create dir", &merged))?;
     mount_overlay(pristine, &upper, &work, &merged)?;
     Ok((upper, merged))
 }

@@ -1,12 +1,10 @@
 //! Throwaway views for the gate, and tearing a workspace down.
 
 use std::fs;
-use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::PathBuf;
 
-use super::mount::{mount_overlay_layers, unmount};
+use super::mount::{mount_overlay_layers, unmount, writable_layer};
 use super::{Workspace, WorkspaceError};
-use crate::sandbox::hardening::SANDBOX_UID;
 
 impl Workspace {
     /// A fresh overlay over the agent's tree (its upper dir over the pristine base). The gate
@@ -14,18 +12,9 @@ impl Workspace {
     /// outputs and anything a test rewrites never reach the diff.
     pub fn gate_view(&self, name: &str) -> Result<PathBuf, WorkspaceError> {
         let base = self.root.join(name);
-        let (upper, work, merged) = (
-            base.join("upper"),
-            base.join("work"),
-            base.join("workspace"),
-        );
-        for d in [&base, &upper, &work, &merged] {
-            fs::create_dir(d).map_err(WorkspaceError::io("create dir", d))?;
-        }
-        lchown(&upper, Some(SANDBOX_UID), Some(SANDBOX_UID))
-            .map_err(WorkspaceError::io("chown", &upper))?;
-        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
-            .map_err(WorkspaceError::io("chmod", &upper))?;
+        let (upper, work) = writable_layer(&base.join("rw"), self.write_caps)?;
+        let merged = base.join("workspace");
+        fs::create_dir(&merged).map_err(WorkspaceError::io("create dir", &merged))?;
         let mut lowers: Vec<&std::path::Path> = Vec::new();
         if let Some(agent_upper) = &self.upper {
             lowers.push(agent_upper);
@@ -39,6 +28,7 @@ impl Workspace {
     pub fn drop_view(&self, name: &str) -> Result<(), WorkspaceError> {
         let base = self.root.join(name);
         unmount(&base.join("workspace"))?;
+        unmount(&base.join("rw"))?;
         fs::remove_dir_all(&base).map_err(WorkspaceError::io("remove", &base))
     }
 
