@@ -71,3 +71,35 @@ fn symlinks_are_exported_as_links_never_followed() {
         "{events}"
     );
 }
+
+/// The engine refuses to create the agent's container (Docker's minimum memory is 6 MB): the
+/// task ends `error`, exit 4, with its summary and events written and nothing left behind.
+#[test]
+fn an_engine_error_mid_task_still_cleans_up_and_records() {
+    let world = World::new();
+    let ran = world.run(&world.spec("L1", &["true"], "[limits]\nmemory = \"4m\""));
+    assert_eq!(ran.code, 4, "{}", ran.stderr);
+    assert_eq!(ran.state_reason(), ("error".into(), "engine_error".into()));
+    assert!(
+        ran.summary()["message"]
+            .as_str()
+            .unwrap()
+            .contains("create container"),
+        "{}",
+        ran.stdout
+    );
+    assert!(world.artifact(&ran, "events.jsonl").contains("\"error\""));
+    world.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn a_program_missing_from_the_image_is_an_agent_failure() {
+    let world = World::new();
+    let ran = world.run(&world.spec("L1", &["/no/such/program"], ""));
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "agent_failed".into())
+    );
+    assert_eq!(ran.summary()["attempts"][0]["agent"]["exit_code"], 127);
+    world.assert_clean(&ran.task_id());
+}

@@ -36,6 +36,11 @@ impl Workspace {
     /// returns the first error.
     pub fn tear_down(&self, keep: bool) -> Result<(), WorkspaceError> {
         let mut first = None;
+        if keep {
+            if let Err(e) = self.keep_upper() {
+                first.get_or_insert(e);
+            }
+        }
         for m in mounts_under(&self.root) {
             if let Err(e) = unmount(&m) {
                 tracing::warn!(mount = %m.display(), error = %e, "unmount failed");
@@ -48,6 +53,32 @@ impl Workspace {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+impl Workspace {
+    /// The agent's layer lives on a tmpfs that is about to go: copy it to `<root>/upper`.
+    fn keep_upper(&self) -> Result<(), WorkspaceError> {
+        let Some(upper) = &self.upper else {
+            return Ok(());
+        };
+        let dest = self.root.join("upper");
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg("--")
+            .arg(upper)
+            .arg(&dest)
+            .output()
+            .map_err(WorkspaceError::io("copy", &dest))?;
+        if !out.status.success() {
+            let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(WorkspaceError::Io {
+                op: "copy",
+                path: dest,
+                source: std::io::Error::other(message),
+            });
+        }
+        Ok(())
     }
 }
 
