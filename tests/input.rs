@@ -102,13 +102,7 @@ fn unreadable_issue_file() {
 #[test]
 fn nonexistent_repo() {
     check(
-        |s| {
-            s.replacen(
-                "url = ",
-                "url = \"/no/such/repo.git\"\n#",
-                1,
-            )
-        },
+        |s| s.replacen("url = ", "url = \"/no/such/repo.git\"\n#", 1),
         2,
         &["repo.url", "/no/such/repo.git"],
     );
