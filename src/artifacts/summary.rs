@@ -61,6 +61,8 @@ pub struct AttemptRecord {
     pub agent: Option<ContainerRecord>,
     pub gate: Vec<ContainerRecord>,
     pub gate_passed: Option<bool>,
+    /// Tests passed / failed / skipped, from the gate's closing summary lines (evidence only).
+    pub tests: Option<serde_json::Value>,
     /// Structured gate failures (see the gate module).
     pub failures: Vec<serde_json::Value>,
     pub flaky: Vec<serde_json::Value>,

@@ -12,6 +12,7 @@
 mod cargo_test;
 mod classify;
 mod config_edits;
+mod counts;
 mod diff;
 mod engine;
 mod generic;
@@ -36,6 +37,7 @@ mod fixture_tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use counts::{test_counts, TestCounts};
 pub use red_flags::{red_flags, RedFlag, RedFlagKind};
 pub use rerun::rerun_argv;
 pub use stream::StreamParser;

@@ -227,6 +227,10 @@ impl TaskRun {
             red_flags: red_flags.len(),
             signatures,
         });
+        let tests = gate
+            .as_ref()
+            .and_then(GateResult::test_counts)
+            .map(|c| json!(c));
         self.attempts.push(AttemptRecord {
             n,
             agent: Some(agent.record),
@@ -236,6 +240,7 @@ impl TaskRun {
                 .map(|g| g.record)
                 .collect(),
             gate_passed,
+            tests,
             failures: failures.iter().map(|f| json!(f)).collect(),
             flaky: flaky.iter().map(|f| json!(f)).collect(),
             red_flags: red_flags.iter().map(|f| json!(f)).collect(),

@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::{fault, TaskRun};
 use super::containers::{Job, Ran};
-use crate::gate::{rerun_argv, Failure};
+use crate::gate::{rerun_argv, test_counts, Failure, TestCounts};
 use crate::sandbox::{Ended, MountPlan, SandboxError};
 use crate::spec::GateSpec;
 
@@ -28,6 +28,24 @@ impl GateResult {
     /// The gate failed, and only on flaky tests.
     pub fn flaky_only(&self) -> bool {
         !self.flaky.is_empty() && self.failures.is_empty()
+    }
+
+    /// Tests counted from the commands' own output (reruns are not double-counted).
+    pub fn test_counts(&self) -> Option<TestCounts> {
+        let counts: Vec<TestCounts> = self
+            .runs
+            .iter()
+            .filter_map(|r| test_counts(&String::from_utf8_lossy(&r.log)))
+            .collect();
+        (!counts.is_empty()).then(|| {
+            counts
+                .iter()
+                .fold(TestCounts::default(), |a, c| TestCounts {
+                    passed: a.passed + c.passed,
+                    failed: a.failed + c.failed,
+                    skipped: a.skipped + c.skipped,
+                })
+        })
     }
 }
 

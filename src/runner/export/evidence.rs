@@ -82,9 +82,16 @@ fn attempts(md: &mut String, s: &Summary) {
             .unwrap_or_default();
         let gate = match a.gate_passed {
             Some(true) => "passed".to_string(),
-            Some(false) => format!("failed ({} command(s) run)", a.gate.len()),
+            Some(false) => format!("failed ({} gate run(s), reruns included)", a.gate.len()),
             None => "not run".to_string(),
         };
+        let tests = a.tests.as_ref().map(|t| {
+            format!(
+                "; tests: {} passed, {} failed, {} skipped",
+                t["passed"], t["failed"], t["skipped"]
+            )
+        });
+        let gate = gate + &tests.unwrap_or_default();
         let _ = writeln!(
             md,
             "| {} | {agent} | {gate} | {} | {} | {} |",
