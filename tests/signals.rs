@@ -70,3 +70,34 @@ fn sigterm_removes_the_containers_and_records_cancelled() {
 fn sigint_removes_the_containers_and_records_cancelled() {
     signal_run(nix::sys::signal::Signal::SIGINT);
 }
+
+/// `airlock run` killed with SIGKILL leaves its container and mounts; the next `airlock run`
+/// on the host recovers them (the dead task's lock is free) and leaves nothing behind.
+#[test]
+fn after_sigkill_the_next_run_recovers_what_was_left() {
+    let world = World::new();
+    let marker = unique("kill");
+    let spec = world.spec(
+        "L1",
+        &["sh", "-c", "sleep 120"],
+        &format!("env = {{ MARKER = \"{marker}\" }}"),
+    );
+    let mut child = world
+        .command(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let task = wait_for_marker(&marker);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !managed_containers(Some(&format!("airlock.task={task}"))).is_empty(),
+        "SIGKILL cannot clean up"
+    );
+    assert!(world.state.join("tasks").join(&task).exists());
+    let next = world.run(&world.spec("L1", &["true"], ""));
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    world.assert_clean(&task);
+    world.assert_clean(&next.task_id());
+}

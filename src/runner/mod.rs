@@ -91,6 +91,7 @@ pub async fn run_task(
         ),
     );
     let engine = preflight(&spec, &admission).await?;
+    recover(&opts.state_dir, &engine, &progress).await;
     let ws = prepare_workspace(&spec, opts, &task_id, &admission).await?;
     progress.phase(
         "prepare",
@@ -161,6 +162,28 @@ async fn prepare_workspace(
             e => NotRun::Fault(format!("prepare: {e}")),
         }
     })
+}
+
+/// Work dirs and containers of tasks whose runner died (their lock is free) are removed; live
+/// tasks of other runners on this host are left alone.
+pub async fn recover(
+    state_dir: &std::path::Path,
+    engine: &Engine,
+    progress: &Progress,
+) -> Vec<String> {
+    let stale = tokio::task::block_in_place(|| crate::workspace::recover_stale(state_dir));
+    for id in &stale {
+        let (n, err) = engine.sweep(Some((crate::sandbox::LABEL_TASK, id))).await;
+        if let Some(e) = err {
+            tracing::warn!(task = %id, error = %e, "recovery: container sweep failed");
+        }
+        progress.phase(
+            "recover",
+            &format!("task {id}: removed its work dir and {n} container(s)"),
+        );
+        tracing::warn!(task = %id, containers = n, "recovered a task whose runner died");
+    }
+    stale
 }
 
 /// A prepare that failed half-way leaves nothing behind.

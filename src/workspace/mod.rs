@@ -9,6 +9,7 @@
 mod branch;
 mod diff;
 pub mod git;
+mod lock;
 mod mount;
 mod prepare;
 mod view;
@@ -16,6 +17,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use diff::{Diff, DiffLimits};
+pub use lock::{recover_stale, TaskLock};
 pub use mount::{mount_tmpfs, unmount};
 pub use prepare::{prepare, PrepareOptions};
 pub use view::mounts_under;
@@ -38,6 +40,8 @@ pub struct Workspace {
     /// Caps (bytes, inodes) of each writable layer (the agent's, each gate view's).
     pub write_caps: (u64, u64),
     pub base_commit: String,
+    /// Held while the task lives; a restarted runner recovers dirs whose lock is free.
+    pub lock: TaskLock,
 }
 
 /// A host-side git or filesystem step that failed.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::git::{args, git, git_no_dir, run};
 use super::mount::{mount_overlay, writable_layer};
-use super::{Workspace, WorkspaceError};
+use super::{TaskLock, Workspace, WorkspaceError};
 use crate::sandbox::hardening::SANDBOX_UID;
 use crate::spec::RepoSpec;
 
@@ -32,6 +32,10 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
     let pristine = pristine_tree(&git_dir, &base_commit, &cache.join("trees"))?;
     let root = opts.state_dir.join("tasks").join(&opts.task_id);
     private_dir(&opts.state_dir.join("tasks"))?;
+    let lock =
+        TaskLock::try_acquire(&opts.state_dir.join("tasks"), &opts.task_id)?.ok_or_else(|| {
+            WorkspaceError::io("lock", &root)(std::io::Error::other("task is already running"))
+        })?;
     fs::create_dir(&root).map_err(WorkspaceError::io("create task dir", &root))?;
     fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
         .map_err(WorkspaceError::io("chmod", &root))?;
@@ -47,6 +51,7 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
             pristine,
             write_caps: opts.write_caps,
             base_commit,
+            lock,
         });
     }
     let (upper, work_tree) = overlay(&root, &pristine, opts.write_caps)?;
@@ -59,6 +64,7 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
         pristine,
         write_caps: opts.write_caps,
         base_commit,
+        lock,
     })
 }
 

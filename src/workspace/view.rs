@@ -48,6 +48,7 @@ impl Workspace {
             }
         }
         if !keep {
+            self.lock.remove();
             if let Err(e) = fs::remove_dir_all(&self.root) {
                 first.get_or_insert(WorkspaceError::io("remove", &self.root)(e));
             }
