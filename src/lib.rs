@@ -5,11 +5,13 @@
 //! decide each attempt, `artifacts` exports, `runner` ties one task's lifecycle together.
 
 pub mod artifacts;
+pub mod daemon;
 pub mod gate;
 pub mod judge;
 pub mod policy;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;
+pub mod store;
 pub mod units;
 pub mod workspace;

@@ -1,0 +1,94 @@
+//! `GET /v1/tasks/{id}/events[?follow=1]`: the task's events as NDJSON (chunked). With
+//! `follow`, the stream stays open and ends after the task's final event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Bytes, Frame};
+use hyper::{Response, StatusCode};
+use tokio::sync::watch;
+
+use super::reply::{self, Body};
+use super::tasks::row;
+use crate::daemon::shared::Shared;
+use crate::store::StoreError;
+
+/// Longest a follower sleeps without a wake-up before looking again.
+const RECHECK: Duration = Duration::from_secs(1);
+
+struct Cursor {
+    ctx: Arc<Shared>,
+    id: String,
+    after: i64,
+    follow: bool,
+    final_seen: bool,
+    changed: watch::Receiver<u64>,
+}
+
+pub async fn events(ctx: Arc<Shared>, id: &str, follow: bool) -> Response<Body> {
+    if let Err(resp) = row(&ctx, id).await {
+        return resp;
+    }
+    let cursor = Cursor {
+        changed: ctx.events.subscribe(),
+        ctx,
+        id: id.into(),
+        after: 0,
+        follow,
+        final_seen: false,
+    };
+    let lines = stream::unfold(Some(cursor), |c| async move {
+        let mut c = c?;
+        match c.next_batch().await {
+            Ok(Some(bytes)) => Some((Ok(Frame::data(bytes)), Some(c))),
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    reply::with_type(
+        StatusCode::OK,
+        "application/x-ndjson",
+        BodyExt::boxed(StreamBody::new(lines)),
+    )
+}
+
+impl Cursor {
+    /// The next events as NDJSON, waiting for them when following; `None` at the end.
+    async fn next_batch(&mut self) -> Result<Option<Bytes>, StoreError> {
+        loop {
+            self.changed.borrow_and_update();
+            let (id, after) = (self.id.clone(), self.after);
+            let batch = self
+                .ctx
+                .db
+                .call(move |s| s.events_after(&id, after))
+                .await?;
+            if let Some(last) = batch.last() {
+                self.after = last.0;
+                let mut out = String::new();
+                for (_, body) in &batch {
+                    out.push_str(body);
+                    out.push('\n');
+                }
+                return Ok(Some(Bytes::from(out)));
+            }
+            if !self.follow || self.final_seen {
+                return Ok(None);
+            }
+            // Final state and its last event are committed together: one more read after
+            // seeing it final catches everything.
+            self.final_seen = self.is_final().await?;
+            if !self.final_seen {
+                let _ = tokio::time::timeout(RECHECK, self.changed.changed()).await;
+            }
+        }
+    }
+
+    async fn is_final(&self) -> Result<bool, StoreError> {
+        let id = self.id.clone();
+        let row = self.ctx.db.call(move |s| s.get(&id)).await?;
+        Ok(row.map_or(true, |r| r.phase.is_final()))
+    }
+}

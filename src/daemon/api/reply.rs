@@ -1,0 +1,71 @@
+//! Response helpers: JSON bodies, errors with a stable shape, streamed bodies.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{header, Response, StatusCode};
+use serde_json::{json, Value};
+
+/// Every response body: buffered or streamed.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut text = v.to_string();
+    text.push('\n');
+    with_type(status, "application/json", full(text))
+}
+
+/// `{"error": message, "field": field}`.
+pub fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response<Body> {
+    json(status, &json!({ "error": message, "field": field }))
+}
+
+pub fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+pub fn not_found(what: &str) -> Response<Body> {
+    error(StatusCode::NOT_FOUND, &format!("{what} not found"), None)
+}
+
+pub fn unavailable(message: &str) -> Response<Body> {
+    error(StatusCode::SERVICE_UNAVAILABLE, message, None)
+}
+
+pub fn internal(e: &dyn std::fmt::Display) -> Response<Body> {
+    tracing::error!(error = %e, "request failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None)
+}
+
+/// The value of `key` in a query string (no percent-decoding: values are ids, numbers, names).
+pub fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param(Some("a=1&follow=1"), "follow"), Some("1"));
+        assert_eq!(query_param(Some("follow"), "follow"), Some(""));
+        assert_eq!(query_param(Some("a=1"), "b"), None);
+        assert_eq!(query_param(None, "b"), None);
+    }
+}

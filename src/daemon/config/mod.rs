@@ -1,0 +1,156 @@
+//! The daemon's configuration (`airlock.toml`). Fails closed like the policies: unknown keys
+//! are errors, every message names the file and the field, paths must be absolute, and limits
+//! are checked against named constants. Parsed into [`raw`] types, then validated into
+//! [`Config`].
+
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::store::retention::Retention;
+
+pub use validate::{load_token, parse_str};
+
+/// Where the config is read from when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/airlock/airlock.toml";
+/// The API socket when the config names none (also the CLI's default).
+pub const DEFAULT_SOCKET: &str = "/run/airlock/airlock.sock";
+/// The state dir when the config names none.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/airlock";
+/// Most tasks run at once.
+pub const MAX_CONCURRENCY: usize = 64;
+/// Default tasks run at once.
+pub const DEFAULT_CONCURRENCY: usize = 2;
+/// Longest drain allowed at shutdown.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default drain bound at shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a notify hook may take.
+pub const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default bound on a notify hook.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest bearer token accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    pub socket: PathBuf,
+    /// Group given the socket (mode 0660), e.g. `airlock`.
+    pub socket_group: Option<String>,
+    pub state_dir: PathBuf,
+    pub artifacts_dir: PathBuf,
+    /// `None`: the embedded policies.
+    pub policies_dir: Option<PathBuf>,
+    pub concurrency: usize,
+    /// Whether API submitters count as trusted authors (see `operator.toml` `[authors]`).
+    pub author_trusted: bool,
+    pub tcp: Option<Tcp>,
+    pub retention: Retention,
+    pub shutdown: Shutdown,
+    pub recovery: Recovery,
+    pub notify: Notify,
+}
+
+/// The optional TCP listener; every request on it needs the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tcp {
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
+}
+
+/// What happens to running tasks on SIGTERM/SIGINT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Let them finish, up to the timeout; then cancel what is left.
+    Drain,
+    /// Cancel them at once.
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    pub mode: ShutdownMode,
+    pub timeout: Duration,
+}
+
+/// Which containers a starting daemon removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Every container labelled `airlock.managed` (the daemon owns the engine).
+    All,
+    /// Only those of this store's sessions and tasks (the engine is shared with `airlock run`s).
+    Owned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    pub sweep: Sweep,
+    /// Re-queue (once) a task a dead daemon was running, instead of ending it `runner_restart`,
+    /// if its push had not started (no `push.json` in its artifacts).
+    pub requeue_interrupted: bool,
+}
+
+/// Notify hooks run on every final state; failures are logged, never block the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// argv; the summary JSON on stdin.
+    pub command: Option<Vec<String>>,
+    pub webhook: Option<Webhook>,
+    pub timeout: Duration,
+}
+
+/// A plain-HTTP webhook (`http://host[:port]/path`); for HTTPS use `command` (e.g. curl).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl fmt::Display for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+/// A config that cannot be used. Always names the file, and the field where there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+/// Read and validate the config at `path`, and the token file it names.
+pub fn load(path: &Path) -> Result<(Config, Option<SecretString>), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, None, format!("cannot read the config: {e}")))?;
+    let config = parse_str(&text, path)?;
+    let token = match &config.tcp {
+        Some(tcp) => Some(load_token(&tcp.token_file, path)?),
+        None => None,
+    };
+    Ok((config, token))
+}

@@ -1,0 +1,56 @@
+//! `airlock.toml` as written: serde types that reject unknown keys.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub socket: Option<String>,
+    pub socket_group: Option<String>,
+    pub state_dir: Option<String>,
+    pub artifacts_dir: Option<String>,
+    pub policies_dir: Option<String>,
+    pub concurrency: Option<i64>,
+    pub author_trusted: Option<bool>,
+    pub tcp: Option<RawTcp>,
+    pub retention: Option<RawRetention>,
+    pub shutdown: Option<RawShutdown>,
+    pub recovery: Option<RawRecovery>,
+    pub notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    pub listen: String,
+    pub token_file: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub max_age: Option<String>,
+    pub max_tasks: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    pub mode: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    pub sweep: Option<String>,
+    pub requeue_interrupted: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub command: Option<Vec<String>>,
+    pub webhook: Option<String>,
+    pub timeout: Option<String>,
+}

@@ -1,0 +1,199 @@
+//! The runner daemon: a durable queue (the store), a local API, FIFO workers under a
+//! concurrency limit, cancel, shutdown and crash recovery. Tasks run through
+//! `runner::run_task`, exactly as `airlock run` runs them.
+//!
+//! Start-up order matters: config and policies (fail closed) → state-dir lock → store →
+//! engine → recovery (no task is live yet) → a new session → listeners → dispatcher.
+
+pub mod api;
+pub mod client;
+pub mod config;
+mod dispatch;
+mod engine_events;
+mod metrics;
+mod notify;
+mod queue;
+pub mod recover;
+mod retain;
+mod shared;
+mod synth;
+pub mod table;
+mod tail;
+mod worker;
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use self::config::{Config, ConfigError};
+use self::shared::{Db, Shared};
+use crate::policy::{Policies, PolicyError};
+use crate::sandbox::{Engine, SandboxError, LABEL_SESSION};
+use crate::store::{now_ms, Store, StoreError};
+
+/// Why the daemon did not start (or stopped abnormally).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}; the daemon does not start without valid policies")]
+    Policies(PolicyError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: another airlock daemon uses this state dir")]
+    Locked { path: PathBuf },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Engine(#[from] SandboxError),
+    #[error("{0}")]
+    Recover(#[from] recover::RecoverError),
+    #[error("{0}")]
+    Listen(#[from] api::listen::ListenError),
+}
+
+impl DaemonError {
+    /// 2: the operator's input (config, policies) is invalid · 4: anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Config(_) | DaemonError::Policies(_) => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// `airlock daemon --config FILE`: run until SIGTERM/SIGINT. Returns the exit code.
+pub fn main(config_path: &Path) -> i32 {
+    let result = config::load(config_path)
+        .map_err(DaemonError::from)
+        .and_then(|(config, token)| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| DaemonError::Io {
+                    op: "start the async runtime",
+                    path: PathBuf::new(),
+                    source: e,
+                })?;
+            let r = rt.block_on(serve(config, token));
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            r
+        });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "daemon stopped");
+            eprintln!(
+                "airlock daemon: {}",
+                crate::artifacts::neutralise(&e.to_string())
+            );
+            e.exit_code()
+        }
+    }
+}
+
+/// Start, serve until shutdown, clean up.
+pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), DaemonError> {
+    let policies = load_policies(config.policies_dir.as_deref())?;
+    prepare_dirs(&config)?;
+    let _lock = lock_state_dir(&config.state_dir)?;
+    let store = Store::open(&config.state_dir.join("airlock.db"))?;
+    let db = Db::new(store);
+    let engine = Engine::connect().await?;
+    let report = recover::recover(&engine, &db, &config).await?;
+    let session = format!("daemon-{}", crate::runner::random_hex(6));
+    let s = session.clone();
+    db.call(move |st| st.add_session(&s, now_ms())).await?;
+    tracing::info!(%session, containers_removed = report.containers_removed, tasks_recovered = report.tasks.len(), "recovery done");
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let ctx = Arc::new(Shared::new(config, token, policies, session, db, tx));
+    retain::once(&ctx).await;
+    let stop = CancellationToken::new();
+    start_listeners(&ctx, &stop).await?;
+    tokio::spawn(engine_events::watch(
+        engine.clone(),
+        ctx.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(retain::hourly(ctx.clone(), stop.clone()));
+    tracing::info!(socket = %ctx.config.socket.display(), concurrency = ctx.config.concurrency, "daemon ready");
+    let left = dispatch::run(ctx.clone(), rx).await;
+    stop.cancel();
+    clean_up(&engine, &ctx, &left).await;
+    Ok(())
+}
+
+fn load_policies(dir: Option<&Path>) -> Result<Policies, DaemonError> {
+    match dir {
+        Some(d) => crate::policy::load_dir(d),
+        None => crate::policy::load_embedded(),
+    }
+    .map_err(DaemonError::Policies)
+}
+
+/// The state dir is the daemon's own (0700); artifacts may be shared with readers.
+fn prepare_dirs(config: &Config) -> Result<(), DaemonError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DaemonError::Io { op, path, source }
+    };
+    let state = &config.state_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state)
+        .map_err(io("create dir", state))?;
+    std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("chmod", state))?;
+    let art = &config.artifacts_dir;
+    std::fs::create_dir_all(art).map_err(io("create dir", art))
+}
+
+/// One daemon per state dir: an exclusive, non-blocking flock held for the daemon's life.
+fn lock_state_dir(state: &Path) -> Result<Flock<File>, DaemonError> {
+    let path = state.join("daemon.lock");
+    let file = File::create(&path).map_err(|source| DaemonError::Io {
+        op: "create",
+        path: path.clone(),
+        source,
+    })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| DaemonError::Locked { path })
+}
+
+async fn start_listeners(ctx: &Arc<Shared>, stop: &CancellationToken) -> Result<(), DaemonError> {
+    let unix = api::listen::bind_unix(&ctx.config.socket, ctx.config.socket_group.as_deref())?;
+    tokio::spawn(api::listen::serve_unix(unix, ctx.clone(), stop.clone()));
+    if let Some(tcp) = &ctx.config.tcp {
+        let listener = api::listen::bind_tcp(tcp.listen).await?;
+        tokio::spawn(api::listen::serve_tcp(listener, ctx.clone(), stop.clone()));
+    }
+    Ok(())
+}
+
+/// After the dispatcher: remove this session's containers and the work dirs of tasks that did
+/// not stop in time (they stay `running` in the store and are recovered at the next start),
+/// and the socket.
+async fn clean_up(engine: &Engine, ctx: &Shared, left: &[String]) {
+    let (removed, err) = engine.sweep(Some((LABEL_SESSION, &ctx.session))).await;
+    if let Some(e) = err {
+        tracing::error!(error = %e, "shutdown could not remove every container");
+    }
+    for id in left {
+        recover::remove_work_dir(&ctx.config.state_dir.join("tasks").join(id));
+    }
+    let _ = std::fs::remove_file(&ctx.config.socket);
+    tracing::info!(
+        containers_removed = removed,
+        unfinished = left.len(),
+        "daemon stopped"
+    );
+}

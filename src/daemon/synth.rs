@@ -1,0 +1,81 @@
+//! Summaries the daemon writes itself, for tasks the runner did not finish: cancelled while
+//! queued, not runnable (invalid input, runner fault), or interrupted by a daemon crash
+//! (`runner_restart`). Written like the runner's: temp-then-rename, then the bundle.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::artifacts::{
+    bundle, now_rfc3339, write_atomic, ArtifactDir, DiffStats, State, Summary, SUMMARY_FORMAT,
+};
+use crate::store::End;
+
+/// Who the summary is about.
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub level: &'a str,
+}
+
+/// Build and write `summary.json` and the bundle under `<artifacts_root>/<id>/`. Write failures
+/// are logged; the summary is returned either way (the store keeps it too).
+pub fn write(
+    root: &Path,
+    who: &Subject,
+    state: State,
+    reason: &str,
+    message: Option<String>,
+) -> Summary {
+    let now = now_rfc3339();
+    let summary = Summary {
+        format_version: SUMMARY_FORMAT,
+        task_id: who.id.into(),
+        title: who.title.into(),
+        state,
+        reason: reason.into(),
+        message,
+        level: who.level.into(),
+        runtime: None,
+        repo: json!({}),
+        attempts: vec![],
+        files_changed: vec![],
+        diff: DiffStats::default(),
+        paths: vec![],
+        branch: None,
+        pushed: false,
+        started_at: now.clone(),
+        finished_at: now,
+        duration_s: 0.0,
+        artifacts: root.join(who.id).display().to_string(),
+    };
+    if let Err(e) = write_files(root, &summary) {
+        tracing::error!(task = who.id, error = %e, "cannot write the task's summary");
+    }
+    summary
+}
+
+fn write_files(root: &Path, summary: &Summary) -> Result<(), String> {
+    let dir = ArtifactDir::create(root, &summary.task_id).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec_pretty(summary).map_err(|e| e.to_string())?;
+    write_atomic(&dir.path("summary.json"), &bytes).map_err(|e| e.to_string())?;
+    bundle(&dir.dir, &dir.task_id)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The runner's `summary.json` of a task, if there is one.
+pub fn read(root: &Path, id: &str) -> Option<Summary> {
+    let bytes = std::fs::read(root.join(id).join("summary.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// How a summary is stored.
+pub fn end_of(summary: &Summary) -> End {
+    End {
+        state: summary.state,
+        reason: summary.reason.clone(),
+        message: summary.message.clone(),
+        summary: serde_json::to_string(summary).ok(),
+    }
+}
