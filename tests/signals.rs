@@ -101,3 +101,34 @@ fn after_sigkill_the_next_run_recovers_what_was_left() {
     world.assert_clean(&task);
     world.assert_clean(&next.task_id());
 }
+
+/// Recovery never touches a live task: a second `airlock run` leaves the first one's container
+/// running (its task lock is held), and the first ends normally.
+#[test]
+fn recovery_leaves_a_live_run_alone() {
+    let world = World::new();
+    let marker = unique("live");
+    let spec = world.spec(
+        "L1",
+        &["sh", "-c", "sleep 4; echo survived"],
+        &format!("env = {{ MARKER = \"{marker}\" }}"),
+    );
+    let child = world
+        .command(&spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let task = wait_for_marker(&marker);
+    let other = world.run(&world.spec("L1", &["true"], ""));
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(
+        !managed_containers(Some(&format!("airlock.task={task}"))).is_empty(),
+        "a live container was swept"
+    );
+    let first = common::ran(child.wait_with_output().unwrap());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(world
+        .artifact(&first, "logs/agent-1.log")
+        .contains("survived"));
+}

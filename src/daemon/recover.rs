@@ -11,7 +11,7 @@ use super::config::{Config, Sweep};
 use super::shared::Db;
 use super::synth::{self, Subject};
 use crate::artifacts::State;
-use crate::sandbox::{Engine, SandboxError, LABEL_MANAGED, LABEL_SESSION, LABEL_TASK};
+use crate::sandbox::{Engine, SandboxError, LABEL_LOCK, LABEL_MANAGED, LABEL_SESSION, LABEL_TASK};
 use crate::store::{now_ms, End, Phase, StoreError, TaskRow};
 
 /// A task is re-queued after a crash at most this many times.
@@ -23,10 +23,14 @@ pub struct Managed {
     pub id: String,
     pub session: Option<String>,
     pub task: Option<String>,
+    /// Whether a live process (another daemon or an `airlock run`) holds its task's lock.
+    pub live: bool,
 }
 
-/// Which containers to remove. At start no task is live, so with [`Sweep::All`] that is every
-/// managed container; with [`Sweep::Owned`], those of this store's sessions or tasks.
+/// Which containers to remove. At start none of this daemon's tasks is live, so with
+/// [`Sweep::All`] that is every managed container no live process owns (a foreground
+/// `airlock run` holding its task lock keeps its containers); with [`Sweep::Owned`], those of
+/// this store's sessions or tasks.
 pub fn containers_to_remove(
     all: &[Managed],
     sweep: Sweep,
@@ -38,7 +42,7 @@ pub fn containers_to_remove(
             || c.task.as_ref().is_some_and(|t| tasks.contains(t))
     };
     all.iter()
-        .filter(|c| sweep == Sweep::All || owned(c))
+        .filter(|c| !c.live && (sweep == Sweep::All || owned(c)))
         .map(|c| c.id.clone())
         .collect()
 }
@@ -216,10 +220,14 @@ async fn list_managed(engine: &Engine) -> Result<Vec<Managed>, SandboxError> {
         .into_iter()
         .filter_map(|c| {
             let labels = c.labels.unwrap_or_default();
+            let live = labels
+                .get(LABEL_LOCK)
+                .is_some_and(|l| crate::workspace::lock_is_held(Path::new(l)));
             Some(Managed {
                 id: c.id?,
                 session: labels.get(LABEL_SESSION).cloned(),
                 task: labels.get(LABEL_TASK).cloned(),
+                live,
             })
         })
         .collect())
@@ -234,6 +242,7 @@ mod tests {
             id: id.into(),
             session: Some(session.into()),
             task: Some(task.into()),
+            live: false,
         }
     }
 
@@ -247,6 +256,19 @@ mod tests {
         assert_eq!(
             containers_to_remove(&all, Sweep::All, &set(&[]), &set(&[])),
             ["c1", "c2"]
+        );
+    }
+
+    #[test]
+    fn sweep_all_keeps_containers_whose_task_lock_is_held() {
+        let live = Managed {
+            live: true,
+            ..m("c2", "run-live", "t2")
+        };
+        let all = [m("c1", "run-x", "t1"), live];
+        assert_eq!(
+            containers_to_remove(&all, Sweep::All, &set(&[]), &set(&[])),
+            ["c1"]
         );
     }
 

@@ -171,6 +171,7 @@ impl TaskRun {
                 tmpfs_inodes: l.tmpfs_inodes,
             },
             workdir: "/workspace".into(),
+            lock: Some(self.ws.lock.path().to_path_buf()),
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bollard::query_parameters::ListContainersOptions;
 
-use super::{Engine, SandboxError, LABEL_MANAGED};
+use super::{Engine, SandboxError, LABEL_LOCK, LABEL_MANAGED};
 
 impl Engine {
     /// Ids of all containers (running or not) labelled `airlock.managed=true` and, if given,
@@ -53,5 +53,54 @@ impl Engine {
             }
         }
         (removed, first)
+    }
+}
+
+impl Engine {
+    /// Remove every managed container whose task lock (label `airlock.lock`) `is_live` says no
+    /// process holds: what crashed runners left, on this host, whatever their state dir.
+    /// Containers without the label are left alone (their owner cannot be told). Returns how
+    /// many were removed.
+    pub async fn sweep_orphans(
+        &self,
+        is_live: impl Fn(&str) -> bool,
+    ) -> Result<usize, SandboxError> {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{LABEL_MANAGED}=true"), LABEL_LOCK.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| SandboxError::Engine {
+                op: "list containers",
+                target: self.endpoint().into(),
+                source: e,
+            })?;
+        let mut removed = 0;
+        for c in list {
+            let lock = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_LOCK))
+                .cloned()
+                .unwrap_or_default();
+            let Some(id) = c.id else { continue };
+            if lock.is_empty() || is_live(&lock) {
+                continue;
+            }
+            match self.remove(&id).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "orphan sweep could not remove a container")
+                }
+            }
+        }
+        Ok(removed)
     }
 }

@@ -12,7 +12,7 @@ use bollard::models::{
     MountBindOptions, MountBindOptionsPropagationEnum, MountType, ResourcesUlimits,
 };
 
-use super::{LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
+use super::{LABEL_LOCK, LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
 
 /// The sandbox user. Work trees are owned by it.
 pub const SANDBOX_UID: u32 = 1000;
@@ -54,6 +54,8 @@ pub struct ContainerPlan {
     pub mounts: Vec<MountPlan>,
     pub limits: SandboxLimits,
     pub workdir: String,
+    /// The task's lock file (labelled, so a sweep can tell live containers from orphans).
+    pub lock: Option<PathBuf>,
 }
 
 /// The engine request for `plan`.
@@ -80,12 +82,16 @@ pub fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
 }
 
 fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
-    HashMap::from([
+    let mut labels = HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_TASK.to_string(), plan.task_id.clone()),
         (LABEL_SESSION.to_string(), plan.session.clone()),
         (LABEL_ROLE.to_string(), plan.role.clone()),
-    ])
+    ]);
+    if let Some(lock) = &plan.lock {
+        labels.insert(LABEL_LOCK.to_string(), lock.to_string_lossy().into_owned());
+    }
+    labels
 }
 
 fn host_config(plan: &ContainerPlan) -> HostConfig {
@@ -181,6 +187,7 @@ mod tests {
                 tmpfs_inodes: 100,
             },
             workdir: "/workspace".into(),
+            lock: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub const LABEL_TASK: &str = "airlock.task";
 pub const LABEL_SESSION: &str = "airlock.session";
 /// Label carrying the role (`agent` or `gate`).
 pub const LABEL_ROLE: &str = "airlock.role";
+/// Label carrying the path of the task's lock file: the container is live while a process holds
+/// that lock, an orphan otherwise (see [`Engine::sweep_orphans`]).
+pub const LABEL_LOCK: &str = "airlock.lock";
 
 /// How long a container gets between SIGTERM and SIGKILL when airlock stops it.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);

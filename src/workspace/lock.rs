@@ -42,10 +42,26 @@ impl TaskLock {
         }
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Delete the lock file (while still holding the lock).
     pub fn remove(&self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Whether a live process holds the lock at `path` (a missing file is not held). Probing takes
+/// the lock for an instant when it is free.
+pub fn lock_is_held(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    matches!(
+        Flock::lock(file, FlockArg::LockExclusiveNonblock),
+        Err((_, nix::Error::EWOULDBLOCK))
+    )
 }
 
 /// Work dirs under `<state>/tasks` whose lock no live process holds: unmount everything in

@@ -17,7 +17,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use diff::{Diff, DiffLimits};
-pub use lock::{recover_stale, TaskLock};
+pub use lock::{lock_is_held, recover_stale, TaskLock};
 pub use mount::{mount_tmpfs, unmount};
 pub use prepare::{prepare, PrepareOptions};
 pub use view::mounts_under;
