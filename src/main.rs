@@ -72,6 +72,9 @@ struct RunArgs {
     /// Progress lines even when stderr is not a terminal.
     #[arg(short, long)]
     verbose: bool,
+    /// Mint nothing and push nothing: write the draft PR request to pr.json instead.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,7 +93,7 @@ fn init_tracing(format: &str) {
         .unwrap_or_else(|_| "warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(airlock::secrets::RedactingStderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -111,10 +114,13 @@ fn run(args: RunArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(2, &e.to_string()),
     };
-    let policies = match load_policies(args.policies.as_deref()) {
+    let mut policies = match load_policies(args.policies.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail(2, &e.to_string()),
     };
+    if args.dry_run {
+        policies.set_push_dry_run();
+    }
     let artifacts = match absolute(&args.artifacts) {
         Ok(a) => a,
         Err(e) => return fail(4, &e),

@@ -83,11 +83,43 @@ fn build(
     }
     let name = "operator.toml";
     let operator = parse_operator(&read(name)?, &display(name))?;
+    let push = match dir {
+        Some(d) => load_push(d)?,
+        None => None,
+    };
+    for l in levels.values_mut().filter(|l| l.push) {
+        l.push_config = push.clone();
+    }
     Ok(Policies {
         dir: dir.map(Path::to_path_buf),
         levels,
         operator,
+        push,
     })
+}
+
+/// The optional `push.toml` (there are no embedded defaults: without it nothing pushes).
+fn load_push(dir: &Path) -> Result<Option<crate::push::PushConfig>, PolicyError> {
+    let p = dir.join("push.toml");
+    let file = p.display().to_string();
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(PolicyError {
+                file,
+                field: None,
+                message: format!("cannot read: {e}"),
+            })
+        }
+    };
+    crate::push::parse(&text, Some(dir))
+        .map(Some)
+        .map_err(|e| PolicyError {
+            file,
+            field: e.field,
+            message: e.message,
+        })
 }
 
 #[derive(Deserialize)]
@@ -295,6 +327,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         runtime_allowed,
         limits: limits(&c, raw.limits)?,
         scope: scope(&c, raw.scope)?,
+        push_config: None,
     })
 }
 

@@ -121,6 +121,10 @@ pub struct LevelPolicy {
     pub runtime_allowed: Vec<Runtime>,
     pub limits: Limits,
     pub scope: Scope,
+    /// The operator's `push.toml`, attached only to levels with `push = true`: a level that may
+    /// not push cannot even reach the token provider's configuration.
+    #[serde(skip)]
+    pub push_config: Option<crate::push::PushConfig>,
 }
 
 /// A repository pattern and the highest level tasks on it may have.
@@ -145,12 +149,27 @@ pub struct Policies {
     pub dir: Option<PathBuf>,
     pub levels: BTreeMap<Level, LevelPolicy>,
     pub operator: Operator,
+    /// `push.toml` (optional; without it no task pushes).
+    #[serde(skip)]
+    pub push: Option<crate::push::PushConfig>,
 }
 
 impl Policies {
     pub fn level(&self, level: Level) -> &LevelPolicy {
         // Loading guarantees all five levels exist.
         &self.levels[&level]
+    }
+
+    /// `--dry-run`: write the PR request instead of pushing, for every level that pushes.
+    pub fn set_push_dry_run(&mut self) {
+        let configs = self.push.iter_mut();
+        let attached = self
+            .levels
+            .values_mut()
+            .filter_map(|l| l.push_config.as_mut());
+        for c in configs.chain(attached) {
+            c.dry_run = true;
+        }
     }
 }
 

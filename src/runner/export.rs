@@ -3,19 +3,22 @@
 use serde_json::json;
 
 use super::attempt::TaskRun;
+use super::push_step::Exported;
 use super::{branch_name, event_log, state_json, RunOptions};
 use crate::artifacts::{
     bundle, copy_tree, now_rfc3339, write_atomic, ArtifactDir, CopyReport, DiffStats, State,
     Summary, SUMMARY_FORMAT,
 };
 use crate::policy::{Refusal, ScopeVerdict};
+use crate::secrets::{Held, Redactor};
 use crate::spec::{Level, TaskSpec};
 
 mod evidence;
+mod scan;
 
 impl TaskRun {
-    /// Write every artifact and return the summary. A failure to write turns the state into
-    /// `error` / `export_failed`, but everything that can be written still is.
+    /// Write every artifact, push (L3+, green), and return the summary. A failure to write turns
+    /// the state into `error` / `export_failed`, but everything that can be written still is.
     pub(super) fn export(
         &mut self,
         state: State,
@@ -23,17 +26,28 @@ impl TaskRun {
         message: Option<String>,
     ) -> Summary {
         let mut summary = self.summary(state, reason, message);
-        if let Err(e) = self.export_files(&mut summary) {
-            summary.state = State::Error;
-            summary.reason = "export_failed".into();
-            summary.message = Some(e);
+        let mut held = Held::default();
+        match self.export_files(&mut summary) {
+            Ok(exported) => {
+                let before = summary.state;
+                self.push_step(&mut summary, &exported, &mut held);
+                self.scan_for_secrets(&mut summary, &held.redactor);
+                if summary.state != before {
+                    self.rewrite_evidence(&summary, &held.redactor);
+                }
+            }
+            Err(e) => {
+                summary.state = State::Error;
+                summary.reason = "export_failed".into();
+                summary.message = Some(e);
+            }
         }
         self.progress.phase("export", &summary.artifacts);
-        self.write_summary_and_bundle(&summary);
+        self.write_summary_and_bundle(&summary, &held.redactor);
         summary
     }
 
-    fn export_files(&mut self, summary: &mut Summary) -> Result<(), String> {
+    fn export_files(&mut self, summary: &mut Summary) -> Result<Exported, String> {
         write_atomic(&self.artifacts.path("diff.patch"), &self.last_diff.patch)
             .map_err(|e| e.to_string())?;
         let mut report = CopyReport::default();
@@ -52,12 +66,44 @@ impl TaskRun {
                 .collect();
             self.events.emit("out_skipped", json!({ "paths": skipped }));
         }
-        if self.wants_branch(summary) {
-            self.export_branch(summary)?;
-        }
+        let commit = if self.wants_branch(summary) {
+            Some(self.export_branch(summary)?)
+        } else {
+            None
+        };
         let evidence = evidence::render(&self.spec, summary, &self.last_diff);
         write_atomic(&self.artifacts.path("evidence.md"), evidence.as_bytes())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(Exported { commit, evidence })
+    }
+
+    /// Every artifact written so far is scanned for the secrets held; one that holds any is
+    /// removed and the task ends `error` / `secret_in_artifact`.
+    fn scan_for_secrets(&mut self, summary: &mut Summary, redactor: &Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        let hits = scan::remove_hits(&self.artifacts.dir, redactor);
+        if hits.is_empty() {
+            return;
+        }
+        self.events
+            .emit("secret_in_artifact", json!({ "removed": hits }));
+        summary.state = State::Error;
+        summary.reason = "secret_in_artifact".into();
+        summary.message = Some(format!(
+            "the push token (or an encoding of it) was found in {}; removed from the artifacts",
+            hits.join(", ")
+        ));
+    }
+
+    /// The evidence again, for a state the push changed (masked, in case).
+    fn rewrite_evidence(&self, summary: &Summary, redactor: &Redactor) {
+        let evidence = evidence::render(&self.spec, summary, &self.last_diff);
+        let bytes = redactor.redact(evidence.as_bytes());
+        if let Err(e) = write_atomic(&self.artifacts.path("evidence.md"), &bytes) {
+            tracing::error!(error = %e, "cannot rewrite evidence.md");
+        }
     }
 
     /// L2 and above keep a local branch of a non-empty result in the bundle.
@@ -67,7 +113,7 @@ impl TaskRun {
             && summary.state != State::Error
     }
 
-    fn export_branch(&mut self, summary: &mut Summary) -> Result<(), String> {
+    fn export_branch(&mut self, summary: &mut Summary) -> Result<String, String> {
         let branch = branch_name(&self.task_id, &self.spec.title);
         let message = format!("{}\n\nairlock task {}", self.spec.title, self.task_id);
         let bundle_path = self.artifacts.path("branch.bundle");
@@ -77,7 +123,7 @@ impl TaskRun {
         self.events
             .emit("branch", json!({ "branch": branch, "commit": commit }));
         summary.branch = Some(branch);
-        Ok(())
+        Ok(commit)
     }
 
     fn summary(&self, state: State, reason: &str, message: Option<String>) -> Summary {
@@ -121,10 +167,10 @@ impl TaskRun {
         }
     }
 
-    fn write_summary_and_bundle(&mut self, summary: &Summary) {
+    fn write_summary_and_bundle(&mut self, summary: &Summary, redactor: &Redactor) {
         self.events
             .emit("exported", state_json(summary.state, &summary.reason));
-        write_summary(&self.artifacts, summary);
+        write_summary_masked(&self.artifacts, summary, redactor);
     }
 }
 
@@ -139,7 +185,12 @@ fn red_flag_paths(flags: &[serde_json::Value]) -> Vec<String> {
 
 /// `summary.json`, then the tar.gz of everything. Failures are logged: nothing more can be done.
 fn write_summary(dir: &ArtifactDir, summary: &Summary) {
-    let bytes = serde_json::to_vec_pretty(summary).unwrap_or_default();
+    write_summary_masked(dir, summary, &Redactor::new());
+}
+
+/// [`write_summary`], with every held secret masked in the summary.
+fn write_summary_masked(dir: &ArtifactDir, summary: &Summary, redactor: &Redactor) {
+    let bytes = redactor.redact(&serde_json::to_vec_pretty(summary).unwrap_or_default());
     if let Err(e) = write_atomic(&dir.path("summary.json"), &bytes) {
         tracing::error!(error = %e, "cannot write summary.json");
     }

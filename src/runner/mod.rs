@@ -8,6 +8,7 @@ mod export;
 mod gate_run;
 pub mod ids;
 mod progress;
+mod push_step;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -173,15 +174,17 @@ pub async fn recover(
 ) -> Vec<String> {
     let stale = tokio::task::block_in_place(|| crate::workspace::recover_stale(state_dir));
     for id in &stale {
-        let (n, err) = engine.sweep(Some((crate::sandbox::LABEL_TASK, id))).await;
-        if let Some(e) = err {
-            tracing::warn!(task = %id, error = %e, "recovery: container sweep failed");
-        }
         progress.phase(
             "recover",
-            &format!("task {id}: removed its work dir and {n} container(s)"),
+            &format!("task {id}: removed the work dir its dead runner left"),
         );
-        tracing::warn!(task = %id, containers = n, "recovered a task whose runner died");
+        tracing::warn!(task = %id, "recovered a task whose runner died");
+    }
+    let is_live = |lock: &str| crate::workspace::lock_is_held(std::path::Path::new(lock));
+    match engine.sweep_orphans(is_live).await {
+        Ok(0) => {}
+        Ok(n) => progress.phase("recover", &format!("removed {n} container(s) of dead runs")),
+        Err(e) => tracing::warn!(error = %e, "recovery: orphan sweep failed"),
     }
     stale
 }

@@ -1,0 +1,137 @@
+//! `push.toml`: where a green L3/L4 task pushes and how its token is minted. Operator-owned;
+//! nothing in a task, a repository or an issue can change it. Parsing fails closed: unknown keys
+//! are errors and every message names the field.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::config_raw::{err, parse_remote, toml_error, RawPush};
+
+/// Default and ceiling for how long a minted token may live.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(3600);
+pub const MAX_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Default and ceiling for a token provider command's run time.
+pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_PROVIDER_TIMEOUT: Duration = Duration::from_secs(300);
+pub const GITHUB_API: &str = "https://api.github.com";
+
+/// The validated `push.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushConfig {
+    /// Write the PR request instead of sending it; mint nothing, push nothing.
+    pub dry_run: bool,
+    pub remotes: Vec<Remote>,
+}
+
+/// One pinned remote: the tasks on `repo` push here and nowhere else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remote {
+    /// The task spec's `repo.url` this applies to (exact match).
+    pub repo: String,
+    pub push_url: String,
+    /// Branch globs never pushed to (the task's base always is one).
+    pub protected: Vec<String>,
+    /// User name in the Basic authorization header git sends with the token.
+    pub auth_user: String,
+    pub token: TokenConfig,
+    pub pr: Option<PrConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    pub provider: Provider,
+    /// A token that lives longer than this is refused (short-lived tokens only).
+    pub max_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provider {
+    Command(CommandProvider),
+    GithubApp(GithubApp),
+}
+
+/// An operator argv that prints `{"token": ..., "expires_at": ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandProvider {
+    pub argv: Vec<String>,
+    /// Run after use with `{"token": ...}` on stdin.
+    pub revoke: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+/// A GitHub App installation token restricted to one repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GithubApp {
+    /// The App id or client id (the JWT's `iss`).
+    pub app_id: String,
+    pub installation_id: u64,
+    pub private_key_file: PathBuf,
+    pub api_url: String,
+    /// The one repository (name, without owner) the token is restricted to.
+    pub repository: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forge {
+    Github,
+    Gitea,
+    Gitlab,
+}
+
+/// Where and how the draft PR / MR is opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrConfig {
+    pub forge: Forge,
+    pub api_url: String,
+    /// `owner/name` (GitLab: the project's full path).
+    pub project: String,
+    pub labels: Vec<String>,
+}
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Command(_) => "command",
+            Provider::GithubApp(_) => "github_app",
+        }
+    }
+}
+
+impl PushConfig {
+    /// The remote pinned for a task whose `repo.url` is `repo_url`.
+    pub fn remote_for(&self, repo_url: &str) -> Option<&Remote> {
+        self.remotes.iter().find(|r| r.repo == repo_url)
+    }
+}
+
+/// A `push.toml` that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Parse `push.toml`. Relative key file paths are relative to `base_dir`.
+pub fn parse(text: &str, base_dir: Option<&Path>) -> Result<PushConfig, ConfigError> {
+    let raw: RawPush = toml::from_str(text).map_err(toml_error)?;
+    let mut remotes: Vec<Remote> = Vec::new();
+    for (i, r) in raw.remote.into_iter().enumerate() {
+        let remote = parse_remote(&format!("remote[{i}]"), r, base_dir)?;
+        if remotes.iter().any(|o| o.repo == remote.repo) {
+            return Err(err(
+                &format!("remote[{i}].repo"),
+                format!("`{}` has two remotes; pin exactly one", remote.repo),
+            ));
+        }
+        remotes.push(remote);
+    }
+    Ok(PushConfig {
+        dry_run: raw.dry_run,
+        remotes,
+    })
+}
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,60 @@
+//! Minting and revoking through whichever provider the remote names.
+
+use std::time::SystemTime;
+
+use super::config::{Provider, TokenConfig};
+use super::error::MintError;
+use super::token::Token;
+use super::{github_app, provider_cmd};
+use crate::secrets::Redactor;
+
+/// What the token is for; a `command` provider gets these as `AIRLOCK_*` environment variables.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub task_id: &'a str,
+    /// The task spec's `repo.url`.
+    pub repo: &'a str,
+    pub push_url: &'a str,
+    /// `refs/heads/agent/...`: the only ref the token needs.
+    pub refname: &'a str,
+}
+
+impl Scope<'_> {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AIRLOCK_TASK_ID", self.task_id.into()),
+            ("AIRLOCK_REPO", self.repo.into()),
+            ("AIRLOCK_PUSH_URL", self.push_url.into()),
+            ("AIRLOCK_PUSH_REF", self.refname.into()),
+        ]
+    }
+}
+
+/// How revocation went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    Yes,
+    /// The provider has no revoke step: the token expires by itself.
+    LeftToExpire,
+    Failed(String),
+}
+
+pub fn mint(cfg: &TokenConfig, scope: Scope, now: SystemTime) -> Result<Token, MintError> {
+    match &cfg.provider {
+        Provider::Command(p) => provider_cmd::mint(p, &scope.env(), now, cfg.max_ttl),
+        Provider::GithubApp(app) => github_app::mint(app, now, cfg.max_ttl),
+    }
+}
+
+/// Revoke `token`; failures are reported, never fatal (the token expires anyway).
+pub fn revoke(cfg: &TokenConfig, scope: Scope, token: &Token, redactor: &Redactor) -> Revoked {
+    let result = match &cfg.provider {
+        Provider::Command(p) => provider_cmd::revoke(p, &scope.env(), token, redactor),
+        Provider::GithubApp(app) => github_app::revoke(app, token).map(|()| true),
+    };
+    match result {
+        Ok(true) => Revoked::Yes,
+        Ok(false) => Revoked::LeftToExpire,
+        Err(e) => Revoked::Failed(redactor.redact_str(&e.to_string())),
+    }
+}

@@ -1,0 +1,275 @@
+//! The GitHub App provider against a fake GitHub API on 127.0.0.1 that verifies the App JWT's
+//! RS256 signature with the App's public key and checks GitHub's documented request shapes;
+//! minted tokens are what the test git server accepts. End to end through `airlock run`.
+
+mod common;
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use support::fake_github::{AppKeys, FakeGithub, Setup};
+use support::leaks::{assert_text_clean, assert_tree_clean};
+use support::world::{PushWorld, GATE};
+
+const APP_ID: u64 = 424242;
+const INSTALLATION: u64 = 987;
+
+fn fake(w: &PushWorld, keys: &AppKeys) -> FakeGithub {
+    FakeGithub::start(Setup {
+        app_id: APP_ID,
+        installation_id: INSTALLATION,
+        owner: "acme".into(),
+        repo: "tasks".into(),
+        public_der: keys.public_der.clone(),
+        grants: w.git.grants.clone(),
+    })
+}
+
+fn app_toml(api: &str, key: &std::path::Path) -> String {
+    format!(
+        "[remote.token]\nprovider = \"github_app\"\napp_id = {APP_ID}\ninstallation_id = {INSTALLATION}\nprivate_key_file = {:?}\nrepository = \"tasks\"\napi_url = {api:?}\nmax_ttl = \"1h\"\n\
+         [remote.pr]\nforge = \"github\"\napi_url = {api:?}\nproject = \"acme/tasks\"\nlabels = [\"airlock\", \"needs-review\"]\n",
+        key.display().to_string()
+    )
+}
+
+#[test]
+fn github_app_mint_push_draft_pr_labels_and_revoke() {
+    let w = PushWorld::new();
+    let keys = AppKeys::generate(&w.fixtures, "app");
+    let gh = fake(&w, &keys);
+    w.push_toml(&app_toml(&gh.url(), &keys.pem), "");
+    let spec = w
+        .world
+        .spec("L3", &["sh", "-c", "echo feature > feature.txt"], GATE);
+    // At trace level the HTTP client logs the wire, headers and all: the log writer must mask.
+    let ran = w.run(&spec, &[], &[("AIRLOCK_LOG", "trace")]);
+    assert_eq!(
+        ran.code,
+        0,
+        "{}",
+        ran.stderr
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
+    let s = ran.summary();
+    assert_eq!(
+        (s["state"].as_str(), s["pushed"].as_bool()),
+        (Some("green"), Some(true)),
+        "{s}"
+    );
+    let branch = s["branch"].as_str().unwrap().to_string();
+
+    let rec = gh.record.lock().unwrap();
+    assert_eq!(
+        rec.violations,
+        Vec::<String>::new(),
+        "requests GitHub would refuse"
+    );
+    assert_eq!(rec.minted.len(), 1);
+    assert_eq!(rec.revoked, rec.minted, "the token was not revoked");
+    assert_eq!(
+        rec.requests,
+        vec![
+            format!("POST /app/installations/{INSTALLATION}/access_tokens"),
+            "POST /repos/acme/tasks/pulls".to_string(),
+            "POST /repos/acme/tasks/issues/7/labels".to_string(),
+            "DELETE /installation/token".to_string(),
+        ]
+    );
+    let token = rec.minted[0].clone();
+    assert!(
+        w.git
+            .ref_of("tasks.git", &format!("refs/heads/{branch}"))
+            .is_some(),
+        "not pushed with the App token"
+    );
+
+    // The draft PR: head = the branch, body = evidence.md, labels from push.toml.
+    let pr = &rec.prs[0];
+    assert_eq!(
+        (
+            pr["head"].as_str(),
+            pr["base"].as_str(),
+            pr["draft"].as_bool()
+        ),
+        (Some(branch.as_str()), Some("main"), Some(true))
+    );
+    let evidence = w.world.artifact(&ran, "evidence.md");
+    assert!(
+        pr["body"].as_str().unwrap().starts_with(&evidence),
+        "PR body is not evidence.md"
+    );
+    assert_eq!(
+        rec.labels[0]["labels"],
+        serde_json::json!(["airlock", "needs-review"])
+    );
+    let pr_json: serde_json::Value =
+        serde_json::from_str(&w.world.artifact(&ran, "pr.json")).unwrap();
+    assert_eq!(
+        (pr_json["number"].as_u64(), pr_json["draft"].as_bool()),
+        (Some(7), Some(true))
+    );
+    assert_eq!(pr_json["url"], "https://github.test/acme/tasks/pull/7");
+    assert!(s["message"].as_str().unwrap().contains("draft PR #7"));
+
+    // The token is nowhere, even with every log level on.
+    assert!(
+        ran.stderr.contains("ureq::run"),
+        "the HTTP client's logs did not reach stderr"
+    );
+    assert!(
+        !ran.stderr.contains("ureq_proto::util"),
+        "the HTTP wire (headers and all) was logged"
+    );
+    assert!(
+        !ran.stderr.contains("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."),
+        "the App JWT was logged"
+    );
+    assert_text_clean(&ran.stderr, &token, "stderr (AIRLOCK_LOG=trace)");
+    assert_text_clean(&ran.stdout, &token, "stdout");
+    assert_tree_clean(&w.world.artifacts, &token);
+    assert_tree_clean(&w.world.state, &token);
+    drop(rec);
+    w.cleanup(&ran);
+}
+
+#[test]
+fn a_jwt_signed_with_another_key_is_refused_and_reported() {
+    let w = PushWorld::new();
+    let keys = AppKeys::generate(&w.fixtures, "app");
+    let other = AppKeys::generate(&w.fixtures, "not-the-app");
+    let gh = fake(&w, &keys);
+    w.push_toml(&app_toml(&gh.url(), &other.pem), "");
+    let ran = w.run(
+        &w.world.spec("L3", &["sh", "-c", "echo f > f.txt"], GATE),
+        &[],
+        &[],
+    );
+    assert_eq!(ran.code, 4, "{}", ran.stderr);
+    assert_eq!(
+        ran.state_reason(),
+        ("error".into(), "token_mint_failed".into())
+    );
+    let msg = ran.summary()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("HTTP 401") && msg.contains("signature does not match"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("/app/installations/{INSTALLATION}/access_tokens")),
+        "{msg}"
+    );
+    assert!(w.world.artifact(&ran, "diff.patch").contains("+f"));
+    let rec = gh.record.lock().unwrap();
+    assert!(rec.minted.is_empty());
+    assert_eq!(w.git.requests(), 0);
+    drop(rec);
+    w.cleanup(&ran);
+}
+
+#[test]
+fn the_app_flow_without_an_engine() {
+    // The provider alone, as a library call: the request GitHub documents, and revoke.
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = AppKeys::generate(tmp.path(), "app");
+    let grants = support::git_server::Grants::default();
+    let gh = FakeGithub::start(Setup {
+        app_id: APP_ID,
+        installation_id: INSTALLATION,
+        owner: "acme".into(),
+        repo: "tasks".into(),
+        public_der: keys.public_der.clone(),
+        grants: grants.clone(),
+    });
+    let app = airlock::push::config::GithubApp {
+        app_id: APP_ID.to_string(),
+        installation_id: INSTALLATION,
+        private_key_file: keys.pem.clone(),
+        api_url: gh.url(),
+        repository: "tasks".into(),
+    };
+    let token = airlock::push::github_app::mint(&app, SystemTime::now(), Duration::from_secs(3600))
+        .unwrap();
+    assert!(format!("{token:?}").contains("REDACTED"));
+    assert_eq!(grants.lock().unwrap().len(), 1);
+    airlock::push::github_app::revoke(&app, &token).unwrap();
+    assert!(
+        grants.lock().unwrap().is_empty(),
+        "revoked token still granted"
+    );
+    let wrong = airlock::push::config::GithubApp {
+        installation_id: 1,
+        ..app
+    };
+    let e = airlock::push::github_app::mint(&wrong, SystemTime::now(), Duration::from_secs(3600))
+        .unwrap_err();
+    assert!(e.to_string().contains("HTTP 404"), "{e}");
+    assert_eq!(gh.record.lock().unwrap().violations.len(), 1);
+}
+
+#[test]
+fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = common::make_repo(tmp.path(), &[("README.md", "hello\n")]);
+    let git = support::git_server::GitServer::start(&tmp.path().join("srv"));
+    git.add_repo("tasks.git", &src);
+    let clone = tmp.path().join("clone");
+    common::sh(tmp.path(), &format!("git clone -q {} clone", src.display()));
+    let commit = common::sh(&clone, "echo c > c.txt && git add -A && git -c user.name=a -c user.email=a@a commit -qm c && git rev-parse HEAD");
+    let keys = AppKeys::generate(tmp.path(), "app");
+    let gh = FakeGithub::start(Setup {
+        app_id: APP_ID,
+        installation_id: INSTALLATION,
+        owner: "acme".into(),
+        repo: "tasks".into(),
+        public_der: keys.public_der.clone(),
+        grants: git.grants.clone(),
+    });
+    let text = format!(
+        "[[remote]]\nrepo = \"/src\"\npush_url = {:?}\n{}",
+        git.url("tasks.git"),
+        app_toml(&gh.url(), &keys.pem)
+    );
+    let remote = airlock::push::parse(&text, None).unwrap().remotes.remove(0);
+    let (record, pr_file) = (tmp.path().join("push.json"), tmp.path().join("pr.json"));
+    let git_dir = clone.join(".git");
+    let job = airlock::push::Job {
+        task_id: "t9",
+        title: "C",
+        repo: "/src",
+        base: "main",
+        branch: "agent/t9-c",
+        commit: commit.trim(),
+        git_dir: &git_dir,
+        evidence: "# C\n",
+        issue: None,
+        record: &record,
+        pr_file: &pr_file,
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut held = airlock::secrets::Held::default();
+        let r =
+            airlock::push::flow::run(&remote, &job, &mut held, SystemTime::now(), &mut |_, _| {});
+        assert!(r.error.is_none(), "{:?}", r.error);
+        runs.push(r);
+    }
+    assert!(!runs[0].earlier && runs[1].earlier);
+    assert_eq!(runs[0].pr, runs[1].pr);
+    assert_eq!(git.receive_packs(), 1);
+    let rec = gh.record.lock().unwrap();
+    assert_eq!(rec.prs.len(), 1, "a second PR was opened");
+    assert_eq!(
+        rec.minted.len(),
+        1,
+        "nothing left to do, yet a token was minted"
+    );
+    assert_eq!(rec.revoked, rec.minted);
+    assert_eq!(rec.violations, Vec::<String>::new());
+}
