@@ -15,5 +15,6 @@ pub mod sandbox;
 pub mod secrets;
 pub mod spec;
 pub mod store;
+pub mod tomlpath;
 pub mod units;
 pub mod workspace;

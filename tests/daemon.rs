@@ -336,7 +336,7 @@ fn malformed_submissions_are_400_naming_the_field_and_nothing_is_stored() {
         (good.replace("level = \"L1\"", "level = \"L9\""), "level"),
         (
             good.replace("[agent]", "[agent]\nimage_typo = \"x\""),
-            "image_typo",
+            "agent.image_typo",
         ),
         (
             good.replace("text = \"do the thing\"", "file = \"/etc/shadow\""),

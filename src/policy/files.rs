@@ -216,11 +216,7 @@ impl Ctx<'_> {
 
     fn toml<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, PolicyError> {
         toml::from_str(text).map_err(|e| {
-            let msg = e.message();
-            let field = msg
-                .split('`')
-                .nth(1)
-                .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
+            let field = crate::tomlpath::error_field(text, &e);
             let flat: Vec<_> = e
                 .to_string()
                 .lines()
@@ -230,7 +226,7 @@ impl Ctx<'_> {
                 .collect();
             PolicyError {
                 file: self.file.into(),
-                field: field.map(str::to_string),
+                field,
                 message: flat.join(" "),
             }
         })

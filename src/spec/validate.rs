@@ -19,19 +19,14 @@ pub fn load(path: &Path) -> Result<TaskSpec, SpecError> {
 
 /// Validate spec text as if it were read from `path` (relative paths resolve against its dir).
 pub fn parse_str(text: &str, path: &Path) -> Result<TaskSpec, SpecError> {
-    let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(path, &e))?;
+    let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let v = Validator { file: path, dir };
     v.spec(raw)
 }
 
-fn toml_error(path: &Path, e: &toml::de::Error) -> SpecError {
-    let msg = e.message();
-    let field = msg
-        .split('`')
-        .nth(1)
-        .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
-        .map(str::to_string);
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> SpecError {
+    let field = crate::tomlpath::error_field(text, e);
     SpecError {
         file: path.to_path_buf(),
         field,
