@@ -50,7 +50,7 @@ impl TaskRun {
             commit: &commit,
             git_dir: &git_dir,
             evidence: &exported.evidence,
-            issue: None,
+            issue: self.spec.issue_url.as_deref(),
             record: &record,
             pr_file: &pr_file,
         };

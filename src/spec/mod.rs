@@ -98,6 +98,8 @@ pub struct TaskSpec {
     /// Untrusted text, never interpreted by airlock.
     #[serde(skip)]
     pub issue_text: String,
+    /// A link to the issue (https), shown in the draft PR.
+    pub issue_url: Option<String>,
     pub agent: AgentSpec,
     /// `None` when the spec has no `[gate]`.
     pub gate: Option<GateSpec>,

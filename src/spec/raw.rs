@@ -30,6 +30,8 @@ pub struct RawRepo {
 pub struct RawIssue {
     pub file: Option<String>,
     pub text: Option<String>,
+    /// Where the issue lives (linked from the draft PR). Optional.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -135,3 +135,21 @@ fn load_names_a_missing_spec_file() {
         .to_string();
     assert!(e.contains("/no/such/task.toml"), "{e}");
 }
+
+#[test]
+fn issue_url_is_optional_and_must_be_http() {
+    let s = parse(&GOOD.replace(
+        "text = \"please add delete\"",
+        "text = \"x\"\nurl = \"https://forge.example/acme/app/issues/3\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.issue_url.as_deref(),
+        Some("https://forge.example/acme/app/issues/3")
+    );
+    let e = err(&GOOD.replace(
+        "text = \"please add delete\"",
+        "text = \"x\"\nurl = \"javascript:alert(1)\"",
+    ));
+    assert!(e.contains("issue.url"), "{e}");
+}

@@ -62,6 +62,12 @@ impl Validator<'_> {
             level: self.level(&raw.level)?,
             acceptance: self.acceptance(raw.acceptance)?,
             repo: self.repo(raw.repo.url, raw.repo.base)?,
+            issue_url: raw
+                .issue
+                .url
+                .clone()
+                .map(|u| self.issue_url(u))
+                .transpose()?,
             issue_text: self.issue(raw.issue)?,
             runtime,
             agent,
@@ -149,6 +155,16 @@ impl Validator<'_> {
                 .map(|_| text),
             (Some(file), None) => self.issue_file(&file),
         }
+    }
+
+    fn issue_url(&self, url: String) -> Result<String, SpecError> {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 2048
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(self.err("issue.url", format!("`{url}` is not an http(s) URL")));
+        }
+        Ok(url)
     }
 
     fn issue_file(&self, file: &str) -> Result<String, SpecError> {
