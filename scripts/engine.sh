@@ -37,7 +37,7 @@ install_packages() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v runsc >/dev/null || missing+=(runsc)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
-    [ -x /bin/busybox ] && /bin/busybox --help 2>&1 | grep -q static || missing+=(busybox-static)
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
     command -v git >/dev/null || missing+=(git)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]} from Debian's packages"

@@ -28,6 +28,13 @@ pub enum Commands {
     Submit {
         /// The task spec (TOML), as for `airlock run`.
         task: PathBuf,
+        /// What triggered it: api, webhook:issue_label, webhook:comment, schedule
+        /// (operator.toml caps each at a level).
+        #[arg(long, default_value = "api")]
+        source: String,
+        /// The issue's author has no write access to the repository.
+        #[arg(long)]
+        untrusted_author: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -104,7 +111,12 @@ pub fn run(cmd: Commands) -> i32 {
 async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
     match cmd {
         Commands::Daemon { .. } => Ok(0),
-        Commands::Submit { task, conn } => submit(&task, &conn).await,
+        Commands::Submit {
+            task,
+            source,
+            untrusted_author,
+            conn,
+        } => submit(&task, &source, untrusted_author, &conn).await,
         Commands::Status {
             id: Some(id), conn, ..
         } => show(&id, &conn).await,
@@ -120,14 +132,32 @@ async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
     }
 }
 
-async fn submit(task: &Path, conn: &Conn) -> Result<i32, ClientError> {
+/// Characters escaped in a query value (`:` and `_` of source names stay readable).
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'=')
+    .add(b'?');
+
+async fn submit(
+    task: &Path,
+    source: &str,
+    untrusted: bool,
+    conn: &Conn,
+) -> Result<i32, ClientError> {
     let (name, text) = match prepare_submission(task) {
         Ok(v) => v,
         Err(m) => return Ok(fail(2, &m)),
     };
     let path = format!(
-        "/v1/tasks?name={}",
-        airlock::daemon::api::spec_name(Some(&name))
+        "/v1/tasks?name={}&source={}&author={}",
+        airlock::daemon::api::spec_name(Some(&name)),
+        percent_encoding::utf8_percent_encode(source, QUERY_VALUE),
+        if untrusted { "untrusted" } else { "trusted" }
     );
     let reply = client(conn)
         .call(

@@ -870,3 +870,44 @@ fn read_request_body(s: &mut std::net::TcpStream) -> String {
     }
     String::from_utf8_lossy(&raw).into_owned()
 }
+
+/// L4 automation through the daemon: the trigger a submission declares is what admission
+/// checks, per operator.toml: an issue-label webhook may start L4, the plain API may not, and an
+/// untrusted author is capped. Refusals are recorded as `refused` with the rule's reason.
+#[test]
+fn the_declared_trigger_decides_what_level_may_start() {
+    let d = Daemon::start(2, "author_trusted = true");
+    let gate = "[gate]\ncommands = [[\"true\"]]";
+    let l4 = std::fs::read_to_string(d.world.spec("L4", &["true"], gate)).unwrap();
+    let l2 = std::fs::read_to_string(d.world.spec("L2", &["true"], gate)).unwrap();
+    let submit = |text: &str, query: &str| {
+        let (code, body) = d.post(&format!("/v1/tasks?name=task.toml&{query}"), text);
+        (code, body)
+    };
+    let id = |r: (u16, Value)| {
+        assert_eq!(r.0, 201, "{}", r.1);
+        r.1["id"].as_str().unwrap().to_string()
+    };
+    let via_label = id(submit(&l4, "source=webhook:issue_label"));
+    let via_api = id(submit(&l4, "source=api"));
+    let untrusted = id(submit(&l2, "source=webhook:comment&author=untrusted"));
+    let end = |id: &str| {
+        let t = d.wait_final(id, 60);
+        (
+            t["state"].as_str().unwrap_or("").to_string(),
+            t["reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(end(&via_label), ("green".into(), "gate_passed".into()));
+    assert_eq!(
+        end(&via_api),
+        ("refused".into(), "level_above_source".into())
+    );
+    assert_eq!(
+        end(&untrusted),
+        ("refused".into(), "untrusted_author".into())
+    );
+    let (code, body) = submit(&l4, "source=telepathy");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["field"], "source");
+}

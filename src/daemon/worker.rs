@@ -49,7 +49,7 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
         Ok(s) => s,
         Err(e) => return fail(ctx, task, "invalid_input", e.to_string()),
     };
-    let opts = options(ctx, &task.id);
+    let opts = options(ctx, task);
     let events = opts.artifacts_root.join(&task.id).join("events.jsonl");
     let mut tail = Tail::from_end(events);
     let run = runner::run_task(spec, &opts, cancel, Progress::silent());
@@ -69,15 +69,20 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
     }
 }
 
-fn options(ctx: &Shared, id: &str) -> RunOptions {
+fn options(ctx: &Shared, task: &Claimed) -> RunOptions {
+    let id = task.id.as_str();
+    let source = Source::ALL
+        .into_iter()
+        .find(|s| s.key() == task.trigger)
+        .unwrap_or(Source::Api);
     let c = &ctx.config;
     RunOptions {
         artifacts_root: c.artifacts_dir.clone(),
         state_dir: c.state_dir.clone(),
         keep: false,
         trigger: Trigger {
-            source: Source::Api,
-            author_trusted: c.author_trusted,
+            source,
+            author_trusted: task.author_trusted && c.author_trusted,
         },
         policies: ctx.policies.clone(),
         session: ctx.session.clone(),

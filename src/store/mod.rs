@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     title            TEXT NOT NULL,
     level            TEXT NOT NULL,
     source           TEXT NOT NULL,
+    trigger          TEXT NOT NULL DEFAULT 'api',
+    author_trusted   INTEGER NOT NULL DEFAULT 0,
     spec             TEXT NOT NULL,
     state            TEXT NOT NULL,
     reason           TEXT,

@@ -19,6 +19,10 @@ pub struct NewTask {
     pub source: String,
     /// The spec text (TOML) as it will be run.
     pub spec: String,
+    /// What started it (`api`, `webhook:issue_label`, ...), for admission.
+    pub trigger: String,
+    /// Whether the issue author has write access (admission caps untrusted authors).
+    pub author_trusted: bool,
 }
 
 /// A task a worker has taken.
@@ -29,6 +33,8 @@ pub struct Claimed {
     pub level: String,
     pub source: String,
     pub spec: String,
+    pub trigger: String,
+    pub author_trusted: bool,
 }
 
 /// One task as stored.
@@ -71,9 +77,9 @@ impl Store {
     pub fn insert(&mut self, t: &NewTask, now_ms: i64) -> Result<(), StoreError> {
         self.write("insert a task", |tx| {
             tx.execute(
-                "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-                params![t.id, t.title, t.level, t.source, t.spec, now_ms],
+                "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, author_trusted) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8)",
+                params![t.id, t.title, t.level, t.source, t.spec, now_ms, t.trigger, t.author_trusted],
             )?;
             let ev = daemon_event(&t.id, "queued", now_ms, json!({ "title": t.title }));
             insert_event(tx, &t.id, &ev)
@@ -302,7 +308,8 @@ fn set_phase(tx: &Transaction, id: &str, from: Phase, t: Transition) -> rusqlite
 
 fn oldest_queued(tx: &Transaction, n: usize) -> rusqlite::Result<Vec<Claimed>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, title, level, source, spec FROM tasks WHERE state = 'queued' ORDER BY seq LIMIT ?1",
+        "SELECT id, title, level, source, spec, trigger, author_trusted FROM tasks \
+         WHERE state = 'queued' ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map(params![n as i64], |r| {
         Ok(Claimed {
@@ -311,6 +318,8 @@ fn oldest_queued(tx: &Transaction, n: usize) -> rusqlite::Result<Vec<Claimed>> {
             level: r.get(2)?,
             source: r.get(3)?,
             spec: r.get(4)?,
+            trigger: r.get(5)?,
+            author_trusted: r.get(6)?,
         })
     })?;
     rows.collect()

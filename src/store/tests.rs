@@ -12,6 +12,8 @@ fn task(id: &str) -> NewTask {
         level: "L1".into(),
         source: "task.toml".into(),
         spec: "title = \"x\"".into(),
+        trigger: "api".into(),
+        author_trusted: false,
     }
 }
 

@@ -37,6 +37,10 @@ pub async fn submit(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> 
         return reply::unavailable("the daemon is shutting down; submit again after it restarts");
     }
     let name = spec_name(reply::query_param(req.uri().query(), "name"));
+    let (trigger, author_trusted) = match trigger(req.uri().query(), ctx.config.author_trusted) {
+        Ok(t) => t,
+        Err(r) => return reply::error(StatusCode::BAD_REQUEST, &r.message, r.field.as_deref()),
+    };
     let text = match read_body(req).await {
         Ok(t) => t,
         Err(r) => return r,
@@ -56,6 +60,8 @@ pub async fn submit(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> 
         level: spec.level.to_string(),
         source: name,
         spec: text,
+        trigger,
+        author_trusted,
     };
     let id = match store(&ctx, task).await {
         Ok(id) => id,
@@ -92,6 +98,36 @@ async fn read_body(req: Request<Incoming>) -> Result<String, Response<Body>> {
     };
     String::from_utf8(bytes.to_vec())
         .map_err(|_| reply::error(StatusCode::BAD_REQUEST, "the task spec is not UTF-8", None))
+}
+
+/// The trigger a submission declares (`?source=webhook:issue_label`, default `api`) and whether
+/// its issue author is trusted: `?author=untrusted` narrows the daemon's `author_trusted`, never
+/// widens it. Admission caps each source at the level operator.toml allows it.
+pub fn trigger(query: Option<&str>, config_trusted: bool) -> Result<(String, bool), Rejected> {
+    let source = reply::query_param(query, "source").unwrap_or("api");
+    if !crate::policy::Source::ALL.iter().any(|s| s.key() == source) {
+        let accepted: Vec<&str> = crate::policy::Source::ALL.iter().map(|s| s.key()).collect();
+        let message = format!(
+            "source `{source}` is unknown; accepted: {}",
+            accepted.join(", ")
+        );
+        return Err(Rejected {
+            field: Some("source".into()),
+            message,
+        });
+    }
+    let trusted = match reply::query_param(query, "author") {
+        None | Some("trusted") => config_trusted,
+        Some("untrusted") => false,
+        Some(other) => {
+            let message = format!("author `{other}` is unknown; accepted: trusted, untrusted");
+            return Err(Rejected {
+                field: Some("author".into()),
+                message,
+            });
+        }
+    };
+    Ok((source.to_string(), trusted))
 }
 
 /// A safe display name for the spec: the client's file name, or the default.
