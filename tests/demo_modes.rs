@@ -8,14 +8,15 @@ use std::process::Command;
 
 use common::{require_engine, toml_str, World};
 
-fn demo(mode: &str) -> (common::Ran, PathBuf) {
+fn demo(mode: &str) -> (common::Ran, tempfile::TempDir) {
     require_engine();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
         root.join("examples/demo/tasks-app.git/HEAD").exists(),
         "run `make demo-repo` (make test does)"
     );
-    let tmp = tempfile::tempdir().unwrap().keep();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path();
     let spec = root.join(format!(
         "examples/demo/{}.toml",
         if mode == "fix-on-retry" {
@@ -34,7 +35,7 @@ fn demo(mode: &str) -> (common::Ran, PathBuf) {
         .arg(tmp.join("state"))
         .output()
         .unwrap();
-    (common::ran(out), tmp)
+    (common::ran(out), dir)
 }
 
 fn verdicts(ran: &common::Ran) -> Vec<String> {
@@ -61,7 +62,8 @@ fn good_is_green_on_attempt_one() {
 
 #[test]
 fn fix_on_retry_reads_feedback_and_is_green_on_attempt_two() {
-    let (ran, tmp) = demo("fix-on-retry");
+    let (ran, dir) = demo("fix-on-retry");
+    let tmp = dir.path();
     assert_eq!(
         ran.state_reason(),
         ("green".into(), "gate_passed".into()),

@@ -5,9 +5,8 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{managed_containers, unique, World};
+use common::{unique, wait_for_container, World};
 
 /// This machine's own docker0 address: reachable from a bridged container, never from one
 /// with no network. Traffic to it never leaves the machine.
@@ -159,24 +158,6 @@ fn outside_docker_inspect_shows_the_hardening() {
     assert_eq!(ro("/workspace"), Some(false));
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     world.assert_clean(&ran.task_id());
-}
-
-fn wait_for_container(marker: &str) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        for id in managed_containers(None) {
-            let out = Command::new("docker")
-                .args(["inspect", &id])
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            if v[0]["Config"]["Env"].to_string().contains(marker) {
-                return v[0].clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no running airlock container with {marker}");
 }
 
 #[test]

@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{managed_containers, unique, World};
 
@@ -178,7 +177,7 @@ fn issue_text_and_repository_files_change_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let inspect = wait_for(&marker);
+    let inspect = common::wait_for_container(&marker);
     let ran = common::ran(child.wait_with_output().unwrap());
     assert_eq!(inspect["HostConfig"]["NetworkMode"], "none");
     assert_eq!(inspect["HostConfig"]["Privileged"], false);
@@ -201,24 +200,6 @@ fn issue_text_and_repository_files_change_nothing() {
             .contains("You are now L3"),
         "the issue reached the agent as data"
     );
-}
-
-fn wait_for(marker: &str) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        for id in managed_containers(None) {
-            let out = Command::new("docker")
-                .args(["inspect", &id])
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            if v[0]["Config"]["Env"].to_string().contains(marker) {
-                return v[0].clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no container with {marker}");
 }
 
 #[test]

@@ -8,29 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::{managed_containers, unique, World};
 
-fn wait_for_marker(marker: &str) -> String {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        for id in managed_containers(None) {
-            let out = std::process::Command::new("docker")
-                .args([
-                    "inspect",
-                    "--format",
-                    "{{json .Config.Env}} {{index .Config.Labels \"airlock.task\"}}",
-                    &id,
-                ])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            if text.contains(marker) {
-                return text.split_whitespace().last().unwrap().to_string();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the agent container never appeared");
-}
-
 fn signal_run(sig: nix::sys::signal::Signal) {
     let world = World::new();
     let marker = unique("sig");
@@ -45,7 +22,7 @@ fn signal_run(sig: nix::sys::signal::Signal) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let task = wait_for_marker(&marker);
+    let task = common::wait_for_task(&marker);
     let started = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     let ran = common::ran(child.wait_with_output().unwrap());
@@ -88,7 +65,7 @@ fn after_sigkill_the_next_run_recovers_what_was_left() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let task = wait_for_marker(&marker);
+    let task = common::wait_for_task(&marker);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -119,7 +96,7 @@ fn recovery_leaves_a_live_run_alone() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let task = wait_for_marker(&marker);
+    let task = common::wait_for_task(&marker);
     let other = world.run(&world.spec("L1", &["true"], ""));
     assert_eq!(other.code, 0, "{}", other.stderr);
     assert!(

@@ -2,16 +2,14 @@
 //! tear down the work dirs of the tasks it was running, and settle those tasks: finished if
 //! their summary was written, re-queued (once, if configured), or `error` / `runner_restart`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
-
-use bollard::query_parameters::ListContainersOptions;
 
 use super::config::{Config, Sweep};
 use super::shared::Db;
 use super::synth::{self, Subject};
 use crate::artifacts::State;
-use crate::sandbox::{Engine, SandboxError, LABEL_LOCK, LABEL_MANAGED, LABEL_SESSION, LABEL_TASK};
+use crate::sandbox::{Engine, SandboxError, LABEL_LOCK, LABEL_SESSION, LABEL_TASK};
 use crate::store::{now_ms, End, Phase, StoreError, TaskRow};
 
 /// A task is re-queued after a crash at most this many times.
@@ -199,23 +197,7 @@ pub fn remove_work_dir(work: &Path) {
 }
 
 async fn list_managed(engine: &Engine) -> Result<Vec<Managed>, SandboxError> {
-    let opts = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_MANAGED}=true")],
-        )])),
-        ..Default::default()
-    };
-    let list = engine
-        .docker()
-        .list_containers(Some(opts))
-        .await
-        .map_err(|e| SandboxError::Engine {
-            op: "list containers",
-            target: engine.endpoint().into(),
-            source: e,
-        })?;
+    let list = engine.list_labelled(&[]).await?;
     Ok(list
         .into_iter()
         .filter_map(|c| {

@@ -2,35 +2,42 @@
 
 use std::collections::HashMap;
 
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptions;
 
 use super::{Engine, SandboxError, LABEL_LOCK, LABEL_MANAGED};
 
 impl Engine {
-    /// Ids of all containers (running or not) labelled `airlock.managed=true` and, if given,
-    /// `key=value`.
-    pub async fn list_managed(
+    /// All containers (running or not) labelled `airlock.managed=true` and matching every
+    /// filter in `labels` (`key=value`, or `key` for "has the label").
+    pub async fn list_labelled(
         &self,
-        label: Option<(&str, &str)>,
-    ) -> Result<Vec<String>, SandboxError> {
-        let mut labels = vec![format!("{LABEL_MANAGED}=true")];
-        if let Some((k, v)) = label {
-            labels.push(format!("{k}={v}"));
-        }
+        labels: &[String],
+    ) -> Result<Vec<ContainerSummary>, SandboxError> {
+        let mut filters = vec![format!("{LABEL_MANAGED}=true")];
+        filters.extend(labels.iter().cloned());
         let opts = ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([("label".to_string(), labels)])),
+            filters: Some(HashMap::from([("label".to_string(), filters)])),
             ..Default::default()
         };
-        let list = self
-            .docker()
+        self.docker()
             .list_containers(Some(opts))
             .await
             .map_err(|e| SandboxError::Engine {
                 op: "list containers",
                 target: self.endpoint().into(),
                 source: e,
-            })?;
+            })
+    }
+
+    /// Ids of all managed containers and, if given, labelled `key=value`.
+    pub async fn list_managed(
+        &self,
+        label: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, SandboxError> {
+        let labels: Vec<String> = label.map(|(k, v)| format!("{k}={v}")).into_iter().collect();
+        let list = self.list_labelled(&labels).await?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
@@ -54,9 +61,7 @@ impl Engine {
         }
         (removed, first)
     }
-}
 
-impl Engine {
     /// Remove every managed container whose task lock (label `airlock.lock`) `is_live` says no
     /// process holds: what crashed runners left, on this host, whatever their state dir.
     /// Containers without the label are left alone (their owner cannot be told). Returns how
@@ -65,23 +70,7 @@ impl Engine {
         &self,
         is_live: impl Fn(&str) -> bool,
     ) -> Result<usize, SandboxError> {
-        let opts = ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("{LABEL_MANAGED}=true"), LABEL_LOCK.to_string()],
-            )])),
-            ..Default::default()
-        };
-        let list = self
-            .docker()
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| SandboxError::Engine {
-                op: "list containers",
-                target: self.endpoint().into(),
-                source: e,
-            })?;
+        let list = self.list_labelled(&[LABEL_LOCK.to_string()]).await?;
         let mut removed = 0;
         for c in list {
             let lock = c

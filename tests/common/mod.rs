@@ -242,3 +242,32 @@ pub fn ran(out: std::process::Output) -> Ran {
         summary,
     }
 }
+
+/// `docker inspect` of the running airlock container whose environment holds `marker` (a
+/// unique value the test put in the agent's env); waits up to 30 s for it to appear.
+pub fn wait_for_container(marker: &str) -> serde_json::Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        for id in managed_containers(None) {
+            let out = Command::new("docker")
+                .args(["inspect", &id])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if v[0]["Config"]["Env"].to_string().contains(marker) {
+                return v[0].clone();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no running airlock container with {marker} in its environment");
+}
+
+/// The task id of the running container found by [`wait_for_container`].
+pub fn wait_for_task(marker: &str) -> String {
+    let v = wait_for_container(marker);
+    v["Config"]["Labels"]["airlock.task"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
