@@ -6,8 +6,8 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -119,7 +119,7 @@ fn run(
     std::thread::scope(|s| {
         let out = s.spawn(|| capture(stdout, redactor));
         let err = s.spawn(|| capture(stderr, redactor));
-        let status = wait(&mut child);
+        let status = super::provider_cmd::wait(&mut child, TIMEOUT);
         let (stdout, stderr) = (
             out.join().unwrap_or_default(),
             err.join().unwrap_or_default(),
@@ -156,24 +156,6 @@ fn capture<R: Read>(pipe: Option<R>, redactor: &Redactor) -> String {
     let tail = stream.finish();
     kept.extend_from_slice(&tail[..tail.len().min(MAX_OUTPUT.saturating_sub(kept.len()))]);
     crate::artifacts::neutralise(&String::from_utf8_lossy(&kept))
-}
-
-fn wait(child: &mut std::process::Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Some(s);
-        }
-        if Instant::now() >= deadline {
-            // The whole group: git-remote-http would otherwise keep the pipes open.
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[cfg(test)]

@@ -113,8 +113,9 @@ fn capture<R: Read + Send + 'static>(pipe: Option<R>, cap: usize) -> JoinHandle<
     })
 }
 
-/// Wait for the child; past `timeout`, kill its whole process group and return `None`.
-fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// Wait for the child; past `timeout`, kill its whole process group (a helper such as
+/// git-remote-http would otherwise keep the pipes open) and return `None`.
+pub(super) fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
