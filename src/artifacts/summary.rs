@@ -109,3 +109,40 @@ pub struct Summary {
     pub duration_s: f64,
     pub artifacts: String,
 }
+
+impl Summary {
+    /// The summary of a task that ended before anything ran (refused, or settled by the
+    /// daemon): no attempts, no diff, started and finished now.
+    pub fn not_run(
+        task_id: &str,
+        title: &str,
+        level: &str,
+        state: State,
+        reason: &str,
+        message: Option<String>,
+        artifacts: String,
+    ) -> Summary {
+        let now = super::now_rfc3339();
+        Summary {
+            format_version: SUMMARY_FORMAT,
+            task_id: task_id.into(),
+            title: title.into(),
+            state,
+            reason: reason.into(),
+            message,
+            level: level.into(),
+            runtime: None,
+            repo: serde_json::json!({}),
+            attempts: vec![],
+            files_changed: vec![],
+            diff: DiffStats::default(),
+            paths: vec![],
+            branch: None,
+            pushed: false,
+            started_at: now.clone(),
+            finished_at: now,
+            duration_s: 0.0,
+            artifacts,
+        }
+    }
+}

@@ -4,11 +4,7 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
-use crate::artifacts::{
-    bundle, now_rfc3339, write_atomic, ArtifactDir, DiffStats, State, Summary, SUMMARY_FORMAT,
-};
+use crate::artifacts::{bundle, write_atomic, ArtifactDir, State, Summary};
 use crate::store::End;
 
 /// Who the summary is about.
@@ -27,28 +23,10 @@ pub fn write(
     reason: &str,
     message: Option<String>,
 ) -> Summary {
-    let now = now_rfc3339();
-    let summary = Summary {
-        format_version: SUMMARY_FORMAT,
-        task_id: who.id.into(),
-        title: who.title.into(),
-        state,
-        reason: reason.into(),
-        message,
-        level: who.level.into(),
-        runtime: None,
-        repo: json!({}),
-        attempts: vec![],
-        files_changed: vec![],
-        diff: DiffStats::default(),
-        paths: vec![],
-        branch: None,
-        pushed: false,
-        started_at: now.clone(),
-        finished_at: now,
-        duration_s: 0.0,
-        artifacts: root.join(who.id).display().to_string(),
-    };
+    let artifacts = root.join(who.id).display().to_string();
+    let summary = Summary::not_run(
+        who.id, who.title, who.level, state, reason, message, artifacts,
+    );
     if let Err(e) = write_files(root, &summary) {
         tracing::error!(task = who.id, error = %e, "cannot write the task's summary");
     }

@@ -201,28 +201,19 @@ fn write_summary_masked(dir: &ArtifactDir, summary: &Summary, redactor: &Redacto
 
 /// The record of a refused task: summary and events, nothing ran.
 pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Refusal) -> Summary {
-    let now = now_rfc3339();
-    let summary = Summary {
-        format_version: SUMMARY_FORMAT,
-        task_id: task_id.into(),
-        title: spec.title.clone(),
-        state: State::Refused,
-        reason: r.reason.clone(),
-        message: Some(r.message.clone()),
-        level: spec.level.to_string(),
-        runtime: None,
-        repo: json!({ "url": spec.repo.url, "base": spec.repo.base }),
-        attempts: vec![],
-        files_changed: vec![],
-        diff: DiffStats::default(),
-        paths: vec![],
-        branch: None,
-        pushed: false,
-        started_at: now.clone(),
-        finished_at: now,
-        duration_s: 0.0,
-        artifacts: opts.artifacts_root.join(task_id).display().to_string(),
-    };
+    let artifacts = opts.artifacts_root.join(task_id).display().to_string();
+    let level = spec.level.to_string();
+    let message = Some(r.message.clone());
+    let mut summary = Summary::not_run(
+        task_id,
+        &spec.title,
+        &level,
+        State::Refused,
+        &r.reason,
+        message,
+        artifacts,
+    );
+    summary.repo = json!({ "url": spec.repo.url, "base": spec.repo.base });
     if let Ok(dir) = ArtifactDir::create(&opts.artifacts_root, task_id) {
         let mut events = event_log(&dir);
         events.emit(
