@@ -166,16 +166,29 @@ async fn submit(
             Some(("application/toml", text.into_bytes())),
         )
         .await?;
-    if reply.status != StatusCode::CREATED {
-        return Ok(error_reply(&reply));
+    Ok(print_reply(&reply, StatusCode::CREATED, conn, |v| {
+        format!("{}\n", v["id"].as_str().unwrap_or_default())
+    }))
+}
+
+/// A reply with the `expected` status is printed as JSON (`--json`) or as `human` renders it
+/// (exit 0); any other reply is reported as an error.
+fn print_reply(
+    reply: &Reply,
+    expected: StatusCode,
+    conn: &Conn,
+    human: impl FnOnce(&Value) -> String,
+) -> i32 {
+    if reply.status != expected {
+        return error_reply(reply);
     }
     let v = reply.json();
     if conn.json {
         println!("{v}");
     } else {
-        println!("{}", v["id"].as_str().unwrap_or_default());
+        print!("{}", human(&v));
     }
-    Ok(0)
+    0
 }
 
 async fn list(state: Option<String>, limit: usize, conn: &Conn) -> Result<i32, ClientError> {
@@ -184,35 +197,16 @@ async fn list(state: Option<String>, limit: usize, conn: &Conn) -> Result<i32, C
         path.push_str(&format!("&state={s}"));
     }
     let reply = client(conn).call(Method::GET, &path, None).await?;
-    if reply.status != StatusCode::OK {
-        return Ok(error_reply(&reply));
-    }
-    let v = reply.json();
-    if conn.json {
-        println!("{v}");
-    } else {
-        print!(
-            "{}",
-            table::tasks(v["tasks"].as_array().map_or(&[], Vec::as_slice))
-        );
-    }
-    Ok(0)
+    Ok(print_reply(&reply, StatusCode::OK, conn, |v| {
+        table::tasks(v["tasks"].as_array().map_or(&[], Vec::as_slice))
+    }))
 }
 
 async fn show(id: &str, conn: &Conn) -> Result<i32, ClientError> {
     let reply = client(conn)
         .call(Method::GET, &task_path(id, ""), None)
         .await?;
-    if reply.status != StatusCode::OK {
-        return Ok(error_reply(&reply));
-    }
-    let v = reply.json();
-    if conn.json {
-        println!("{v}");
-    } else {
-        print!("{}", table::task(&v));
-    }
-    Ok(0)
+    Ok(print_reply(&reply, StatusCode::OK, conn, table::task))
 }
 
 async fn logs(id: &str, follow: bool, conn: &Conn) -> Result<i32, ClientError> {
