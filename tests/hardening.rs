@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::{unique, wait_for_container, World};
+use common::{wait_for_container, World};
 
 /// This machine's own docker0 address: reachable from a bridged container, never from one
 /// with no network. Traffic to it never leaves the machine.
@@ -109,15 +109,13 @@ fn at_l0_the_checkout_is_read_only_and_only_out_is_exported() {
 #[test]
 fn outside_docker_inspect_shows_the_hardening() {
     let world = World::new();
-    let marker = unique("m");
-    let spec = world.spec("L1", &["sh", "-c", "sleep 4"], &format!("env = {{ MARKER = \"{marker}\" }}\n[limits]\nmemory = \"128m\"\npids = 100\ncpus = 0.5"));
-    let child = world
-        .command(&spec)
-        .env("AIRLOCK_TEST_CANARY", "leaked-canary")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let limits = "[limits]\nmemory = \"128m\"\npids = 100\ncpus = 0.5";
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", "sleep 4"], limits);
+    let child = common::spawn(
+        world
+            .command(&spec)
+            .env("AIRLOCK_TEST_CANARY", "leaked-canary"),
+    );
     let inspect = wait_for_container(&marker);
     let ran = common::ran(child.wait_with_output().unwrap());
     let h = &inspect["HostConfig"];

@@ -6,22 +6,12 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{managed_containers, unique, World};
+use common::{managed_containers, World};
 
 fn signal_run(sig: nix::sys::signal::Signal) {
     let world = World::new();
-    let marker = unique("sig");
-    let spec = world.spec(
-        "L1",
-        &["sh", "-c", "echo started; sleep 120"],
-        &format!("env = {{ MARKER = \"{marker}\" }}"),
-    );
-    let child = world
-        .command(&spec)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", "echo started; sleep 120"], "");
+    let child = common::spawn(&mut world.command(&spec));
     let task = common::wait_for_task(&marker);
     let started = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
@@ -53,12 +43,7 @@ fn sigint_removes_the_containers_and_records_cancelled() {
 #[test]
 fn after_sigkill_the_next_run_recovers_what_was_left() {
     let world = World::new();
-    let marker = unique("kill");
-    let spec = world.spec(
-        "L1",
-        &["sh", "-c", "sleep 120"],
-        &format!("env = {{ MARKER = \"{marker}\" }}"),
-    );
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", "sleep 120"], "");
     let mut child = world
         .command(&spec)
         .stdout(Stdio::null())
@@ -84,18 +69,8 @@ fn after_sigkill_the_next_run_recovers_what_was_left() {
 #[test]
 fn recovery_leaves_a_live_run_alone() {
     let world = World::new();
-    let marker = unique("live");
-    let spec = world.spec(
-        "L1",
-        &["sh", "-c", "sleep 4; echo survived"],
-        &format!("env = {{ MARKER = \"{marker}\" }}"),
-    );
-    let child = world
-        .command(&spec)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", "sleep 4; echo survived"], "");
+    let child = common::spawn(&mut world.command(&spec));
     let task = common::wait_for_task(&marker);
     let other = world.run(&world.spec("L1", &["true"], ""));
     assert_eq!(other.code, 0, "{}", other.stderr);

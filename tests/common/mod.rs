@@ -181,6 +181,18 @@ impl World {
         self.write_spec(&text)
     }
 
+    /// As [`World::spec`], with a unique `MARKER` in the agent's env so the test can find its
+    /// running container ([`wait_for_container`]). Returns the spec and the marker.
+    pub fn marked_spec(&self, level: &str, argv: &[&str], extra: &str) -> (PathBuf, String) {
+        let marker = unique("marker");
+        let spec = self.spec(
+            level,
+            argv,
+            &format!("env = {{ MARKER = \"{marker}\" }}\n{extra}"),
+        );
+        (spec, marker)
+    }
+
     pub fn write_spec(&self, text: &str) -> PathBuf {
         let p = self.tmp.path().join(format!("{}.toml", unique("spec")));
         std::fs::write(&p, text).unwrap();
@@ -230,6 +242,14 @@ impl World {
             "a mount under the state dir remains"
         );
     }
+}
+
+/// Start `cmd` in the background with its output captured (read it with `wait_with_output`).
+pub fn spawn(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn airlock")
 }
 
 pub fn ran(out: std::process::Output) -> Ran {
