@@ -12,6 +12,19 @@ pub struct TestCounts {
     pub skipped: u64,
 }
 
+impl TestCounts {
+    /// The counts of several runs (or test binaries) added up.
+    pub fn sum<'a>(counts: impl IntoIterator<Item = &'a TestCounts>) -> TestCounts {
+        counts
+            .into_iter()
+            .fold(TestCounts::default(), |a, c| TestCounts {
+                passed: a.passed + c.passed,
+                failed: a.failed + c.failed,
+                skipped: a.skipped + c.skipped,
+            })
+    }
+}
+
 /// Counts from the last summary-looking line of `output`, summed over all such lines that
 /// cargo prints (one per test binary). `None` when no runner summary is recognised.
 pub fn test_counts(output: &str) -> Option<TestCounts> {
@@ -21,11 +34,7 @@ pub fn test_counts(output: &str) -> Option<TestCounts> {
         .filter_map(counts_in)
         .collect();
     if !cargo.is_empty() {
-        return Some(cargo.iter().fold(TestCounts::default(), |a, c| TestCounts {
-            passed: a.passed + c.passed,
-            failed: a.failed + c.failed,
-            skipped: a.skipped + c.skipped,
-        }));
+        return Some(TestCounts::sum(&cargo));
     }
     output.lines().rev().take(200).find_map(|l| {
         let l = l.trim_start();

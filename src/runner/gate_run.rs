@@ -37,15 +37,7 @@ impl GateResult {
             .iter()
             .filter_map(|r| test_counts(&String::from_utf8_lossy(&r.log)))
             .collect();
-        (!counts.is_empty()).then(|| {
-            counts
-                .iter()
-                .fold(TestCounts::default(), |a, c| TestCounts {
-                    passed: a.passed + c.passed,
-                    failed: a.failed + c.failed,
-                    skipped: a.skipped + c.skipped,
-                })
-        })
+        (!counts.is_empty()).then(|| TestCounts::sum(&counts))
     }
 }
 

@@ -19,10 +19,7 @@ impl Workspace {
         message: &str,
         bundle: &Path,
     ) -> Result<String, WorkspaceError> {
-        let index = self.root.join("diff.index");
-        let mut tree = args(git(&self.git_dir), ["write-tree"]);
-        self.objects_env(&mut tree).env("GIT_INDEX_FILE", &index);
-        let tree = text(run(tree, "write-tree")?.stdout);
+        let tree = self.last_tree()?;
         let mut commit = args(
             git(&self.git_dir),
             ["commit-tree", &tree, "-p", &self.base_commit, "-m", message],
