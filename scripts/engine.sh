@@ -7,6 +7,7 @@ set -euo pipefail
 DOCKER_SOCK=${DOCKER_HOST:-unix:///var/run/docker.sock}
 LOG=/var/log/airlock-dockerd.log
 WAIT_SECS=${AIRLOCK_ENGINE_WAIT:-60}
+DAEMON_JSON=${AIRLOCK_DAEMON_JSON:-/etc/docker/daemon.json}
 
 say() { printf 'engine: %s\n' "$*" >&2; }
 
@@ -51,10 +52,10 @@ install_packages() {
 register_runsc() {
     local runsc_path
     runsc_path=$(command -v runsc)
-    mkdir -p /etc/docker
-    python3 - "$runsc_path" <<'PY'
+    mkdir -p "$(dirname "$DAEMON_JSON")"
+    python3 - "$runsc_path" "$DAEMON_JSON" <<'PY'
 import json, os, sys
-path = "/etc/docker/daemon.json"
+path = sys.argv[2]
 cfg = {}
 if os.path.exists(path):
     with open(path) as f:
@@ -118,4 +119,7 @@ main() {
     say "ready ($(docker version --format '{{.Server.Version}} API {{.Server.APIVersion}}'))"
 }
 
-main "$@"
+# Run when executed; only define the functions when sourced (tests call register_runsc).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -1,0 +1,70 @@
+//! The set-up scripts `make test` relies on: `make engine` merges runsc into an existing
+//! daemon.json without clobbering it, and `make images` skips an image whose inputs are unchanged.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn register_runsc(daemon_json: &Path) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("source scripts/engine.sh && register_runsc")
+        .current_dir(repo())
+        .env("AIRLOCK_DAEMON_JSON", daemon_json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn engine_setup_merges_runsc_into_daemon_json_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker").join("daemon.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = r#"{"log-level": "warn", "runtimes": {"kata": {"path": "/opt/kata"}}}"#;
+    std::fs::write(&path, before).unwrap();
+    assert_eq!(register_runsc(&path).trim(), "changed");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(cfg["log-level"], "warn");
+    assert_eq!(cfg["runtimes"]["kata"]["path"], "/opt/kata");
+    assert_eq!(
+        cfg["runtimes"]["runsc"]["runtimeArgs"],
+        serde_json::json!(["--network=none"])
+    );
+    assert!(cfg["runtimes"]["runsc"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("runsc"));
+    assert_eq!(
+        register_runsc(&path).trim(),
+        "",
+        "a second run must change nothing"
+    );
+}
+
+#[test]
+fn images_with_unchanged_inputs_are_not_rebuilt() {
+    common::require_engine();
+    let out = Command::new("bash")
+        .args(["scripts/images.sh", "sandbox-test"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("airlock/sandbox-test up to date"),
+        "{stderr}"
+    );
+}
