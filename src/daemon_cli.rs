@@ -28,10 +28,10 @@ pub enum Commands {
     Submit {
         /// The task spec (TOML), as for `airlock run`.
         task: PathBuf,
-        /// What triggered it: api, webhook:issue_label, webhook:comment, schedule
-        /// (operator.toml caps each at a level).
-        #[arg(long, default_value = "api")]
-        source: String,
+        /// Not accepted: a submission's source is fixed by how it arrives (`api` here);
+        /// forge events use the daemon's webhook routes and schedules `[[schedule]]`.
+        #[arg(long, hide = true)]
+        source: Option<String>,
         /// The issue's author has no write access to the repository.
         #[arg(long)]
         untrusted_author: bool,
@@ -116,7 +116,10 @@ async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
             source,
             untrusted_author,
             conn,
-        } => submit(&task, &source, untrusted_author, &conn).await,
+        } => match source {
+            Some(s) => Ok(fail(2, &airlock::daemon::api::source_refused(&s))),
+            None => submit(&task, untrusted_author, &conn).await,
+        },
         Commands::Status {
             id: Some(id), conn, ..
         } => show(&id, &conn).await,
@@ -132,31 +135,14 @@ async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
     }
 }
 
-/// Characters escaped in a query value (`:` and `_` of source names stay readable).
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'+')
-    .add(b'=')
-    .add(b'?');
-
-async fn submit(
-    task: &Path,
-    source: &str,
-    untrusted: bool,
-    conn: &Conn,
-) -> Result<i32, ClientError> {
+async fn submit(task: &Path, untrusted: bool, conn: &Conn) -> Result<i32, ClientError> {
     let (name, text) = match prepare_submission(task) {
         Ok(v) => v,
         Err(m) => return Ok(fail(2, &m)),
     };
     let path = format!(
-        "/v1/tasks?name={}&source={}&author={}",
+        "/v1/tasks?name={}&author={}",
         airlock::daemon::api::spec_name(Some(&name)),
-        percent_encoding::utf8_percent_encode(source, QUERY_VALUE),
         if untrusted { "untrusted" } else { "trusted" }
     );
     let reply = client(conn)

@@ -445,7 +445,11 @@ impl Daemon {
     /// `extra` goes between the top-level keys and `[recovery]`; `TOKEN` in it becomes a
     /// token file, `NOTIFY_DIR` the daemon's dir.
     fn start_with(concurrency: usize, extra: &str, token: Option<&str>) -> Daemon {
-        let world = World::new();
+        Daemon::start_in(World::new(), concurrency, extra, token)
+    }
+
+    /// As [`Daemon::start_with`], in a world the test has prepared (policies edited, ...).
+    fn start_in(world: World, concurrency: usize, extra: &str, token: Option<&str>) -> Daemon {
         let dir = world.tmp.path().join("daemon");
         std::fs::create_dir_all(&dir).unwrap();
         let mut extra = extra.replace("NOTIFY_DIR", &dir.display().to_string());
@@ -871,43 +875,63 @@ fn read_request_body(s: &mut std::net::TcpStream) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-/// L4 automation through the daemon: the trigger a submission declares is what admission
-/// checks, per operator.toml: an issue-label webhook may start L4, the plain API may not, and an
-/// untrusted author is capped. Refusals are recorded as `refused` with the rule's reason.
+/// The trigger of an API submission is fixed by the listener: with `api = "L1"` in
+/// operator.toml, a client claiming `?source=schedule` (or `airlock submit --source`) is refused
+/// with 400 naming the accepted ways and nothing is stored; without the claim, an L4 spec is
+/// refused by `[sources] api`, an untrusted author is capped, and an L1 spec runs green.
 #[test]
-fn the_declared_trigger_decides_what_level_may_start() {
-    let d = Daemon::start(2, "author_trusted = true");
+fn the_plain_api_is_source_api_whatever_the_request_claims() {
+    let world = World::new();
+    let op = world.policies.join("operator.toml");
+    let text = std::fs::read_to_string(&op).unwrap();
+    assert!(text.contains("api = \"L3\""), "{text}");
+    std::fs::write(&op, text.replace("api = \"L3\"", "api = \"L1\"")).unwrap();
+    let d = Daemon::start_in(world, 2, "author_trusted = true", None);
     let gate = "[gate]\ncommands = [[\"true\"]]";
     let l4 = std::fs::read_to_string(d.world.spec("L4", &["true"], gate)).unwrap();
-    let l2 = std::fs::read_to_string(d.world.spec("L2", &["true"], gate)).unwrap();
-    let submit = |text: &str, query: &str| {
-        let (code, body) = d.post(&format!("/v1/tasks?name=task.toml&{query}"), text);
-        (code, body)
-    };
+    let l1 = std::fs::read_to_string(d.world.spec("L1", &["true"], gate)).unwrap();
+    let submit =
+        |text: &str, query: &str| d.post(&format!("/v1/tasks?name=task.toml{query}"), text);
+    for claim in ["schedule", "webhook:issue_label", "api", "telepathy"] {
+        let (code, body) = submit(&l4, &format!("&source={claim}"));
+        assert_eq!(code, 400, "?source={claim}: {body}");
+        assert_eq!(body["field"], "source", "{body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains("/v1/hooks/github") && msg.contains("[[schedule]]"),
+            "{msg}"
+        );
+    }
+    let (_, list) = d.get("/v1/tasks");
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 0, "stored: {list}");
+    let spec = d.world.spec("L4", &["true"], gate);
+    let out = d.cli(&["submit", spec.to_str().unwrap(), "--source", "schedule"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/v1/hooks/"),
+        "{out:?}"
+    );
     let id = |r: (u16, Value)| {
         assert_eq!(r.0, 201, "{}", r.1);
         r.1["id"].as_str().unwrap().to_string()
     };
-    let via_label = id(submit(&l4, "source=webhook:issue_label"));
-    let via_api = id(submit(&l4, "source=api"));
-    let untrusted = id(submit(&l2, "source=webhook:comment&author=untrusted"));
+    let plain_l4 = id(submit(&l4, ""));
+    let untrusted = id(submit(&l1, "&author=untrusted"));
+    let plain_l1 = id(submit(&l1, ""));
     let end = |id: &str| {
         let t = d.wait_final(id, 60);
-        (
-            t["state"].as_str().unwrap_or("").to_string(),
-            t["reason"].as_str().unwrap_or("").to_string(),
-        )
+        let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+        (s("state"), s("reason"))
     };
-    assert_eq!(end(&via_label), ("green".into(), "gate_passed".into()));
     assert_eq!(
-        end(&via_api),
+        end(&plain_l4),
         ("refused".into(), "level_above_source".into())
     );
-    assert_eq!(
-        end(&untrusted),
-        ("refused".into(), "untrusted_author".into())
-    );
-    let (code, body) = submit(&l4, "source=telepathy");
-    assert_eq!(code, 400, "{body}");
-    assert_eq!(body["field"], "source");
+    assert_eq!(end(&plain_l1).0, "green");
+    assert_eq!(end(&untrusted).0, "green", "L1 is within untrusted_max");
+    let cli_ok = d.cli(&[
+        "submit",
+        d.world.spec("L1", &["true"], gate).to_str().unwrap(),
+    ]);
+    assert_eq!(cli_ok.status.code(), Some(0), "{cli_ok:?}");
 }

@@ -29,7 +29,7 @@ use hyper::{header, Method, Request, Response, StatusCode};
 
 pub use auth::constant_time_eq;
 pub use reply::Body;
-pub use submit::{api_rules, spec_name, MAX_BODY};
+pub use submit::{api_rules, source_refused, spec_name, MAX_BODY};
 
 use super::shared::Shared;
 

@@ -100,20 +100,15 @@ async fn read_body(req: Request<Incoming>) -> Result<String, Response<Body>> {
         .map_err(|_| reply::error(StatusCode::BAD_REQUEST, "the task spec is not UTF-8", None))
 }
 
-/// The trigger a submission declares (`?source=webhook:issue_label`, default `api`) and whether
-/// its issue author is trusted: `?author=untrusted` narrows the daemon's `author_trusted`, never
-/// widens it. Admission caps each source at the level operator.toml allows it.
+/// The trigger of an API submission: always `api` (the listener decides it, never the request;
+/// operator.toml `[sources] api` caps it), and whether its issue author is trusted:
+/// `?author=untrusted` narrows the daemon's `author_trusted`, never widens it. A `?source=` is
+/// refused, naming the accepted ways to start other sources.
 pub fn trigger(query: Option<&str>, config_trusted: bool) -> Result<(String, bool), Rejected> {
-    let source = reply::query_param(query, "source").unwrap_or("api");
-    if !crate::policy::Source::ALL.iter().any(|s| s.key() == source) {
-        let accepted: Vec<&str> = crate::policy::Source::ALL.iter().map(|s| s.key()).collect();
-        let message = format!(
-            "source `{source}` is unknown; accepted: {}",
-            accepted.join(", ")
-        );
+    if let Some(source) = reply::query_param(query, "source") {
         return Err(Rejected {
             field: Some("source".into()),
-            message,
+            message: source_refused(source),
         });
     }
     let trusted = match reply::query_param(query, "author") {
@@ -127,7 +122,19 @@ pub fn trigger(query: Option<&str>, config_trusted: bool) -> Result<(String, boo
             });
         }
     };
-    Ok((source.to_string(), trusted))
+    Ok((crate::policy::Source::Api.key().to_string(), trusted))
+}
+
+/// Why a client-declared source is refused, and the accepted ways to start each source.
+pub fn source_refused(given: &str) -> String {
+    let given: String = given.chars().take(64).filter(|c| !c.is_control()).collect();
+    format!(
+        "source `{given}` cannot be declared by a client: a task submitted to the API has source \
+         `api` (operator.toml [sources] api caps it); `webhook:issue_label` and `webhook:comment` \
+         tasks start only from a forge event signed for a [[trigger]] (POST /v1/hooks/github, \
+         /v1/hooks/gitea, /v1/hooks/gitlab), and `schedule` tasks only from a [[schedule]] in \
+         airlock.toml"
+    )
 }
 
 /// A safe display name for the spec: the client's file name, or the default.
