@@ -16,5 +16,6 @@ pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod tomlpath;
+pub mod trigger;
 pub mod units;
 pub mod workspace;
