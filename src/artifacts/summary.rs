@@ -103,7 +103,19 @@ pub struct Summary {
     /// Paths named by the rule that stopped the task (scope breaches, red flags).
     pub paths: Vec<String>,
     pub branch: Option<String>,
+    /// The commit of `branch` (L2+ with a non-empty change).
+    #[serde(default)]
+    pub commit: Option<String>,
     pub pushed: bool,
+    /// The task's kind (`docs`, `tests`, `bugfix`, ..., `other` when undeclared).
+    #[serde(default = "other_kind")]
+    pub kind: String,
+    /// The change's risk classification and the rules that fired (`None` when nothing ran).
+    #[serde(default)]
+    pub risk: Option<crate::policy::Risk>,
+    /// The task's own `[scope]` as admitted (`None` when nothing ran).
+    #[serde(default)]
+    pub task_scope: Option<crate::policy::TaskScope>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_s: f64,
@@ -138,11 +150,19 @@ impl Summary {
             diff: DiffStats::default(),
             paths: vec![],
             branch: None,
+            commit: None,
             pushed: false,
+            kind: other_kind(),
+            risk: None,
+            task_scope: None,
             started_at: now.clone(),
             finished_at: now,
             duration_s: 0.0,
             artifacts,
         }
     }
+}
+
+fn other_kind() -> String {
+    crate::spec::TaskKind::Other.as_str().into()
 }

@@ -67,6 +67,10 @@ pub struct Admission {
     pub run_gate: bool,
     /// Human-readable notes on which rule applied, for `policy check` and the evidence.
     pub rules: Vec<String>,
+    /// The task's own `[scope]` (the level's file count is already tightened in `policy`).
+    pub task_scope: super::TaskScope,
+    /// The operator's risk rules.
+    pub risk: super::RiskRules,
 }
 
 /// Why a task was refused (exit 3, state `refused`).
@@ -92,8 +96,18 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
     check_source(policies, trigger, level, &mut rules)?;
     check_repo(policies, &spec.repo.url, level, &mut rules)?;
     check_author(policies, trigger, level, &mut rules)?;
-    let policy = policies.level(level).clone();
+    let mut policy = policies.level(level).clone();
     let limits = tighten(&policy.limits, spec)?;
+    let task_scope = super::task_scope::tighten(&mut policy.scope, &spec.scope)?;
+    if task_scope.declared {
+        rules.push(format!(
+            "task scope: {} allowed, {} forbidden pattern(s), at most {} file(s), dependencies {}",
+            task_scope.allowed.len(),
+            task_scope.forbidden.len(),
+            policy.scope.max_files_changed,
+            task_scope.dependencies.as_str()
+        ));
+    }
     let runtime = runtime(&policy, spec.runtime.as_deref())?;
     let run_gate = gate(&policy, spec.gate.is_some())?;
     rules.push(format!(
@@ -107,6 +121,8 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
         runtime,
         run_gate,
         rules,
+        task_scope,
+        risk: policies.risk.clone(),
     })
 }
 

@@ -87,6 +87,7 @@ fn build(
         Some(d) => load_push(d)?,
         None => None,
     };
+    let risk = super::risk::load(dir)?;
     for l in levels.values_mut().filter(|l| l.push) {
         l.push_config = push.clone();
     }
@@ -94,6 +95,7 @@ fn build(
         dir: dir.map(Path::to_path_buf),
         levels,
         operator,
+        risk,
         push,
     })
 }
@@ -132,6 +134,8 @@ struct RawLevel {
     network: String,
     flaky_reruns: i64,
     flaky_is_green: bool,
+    #[serde(default)]
+    stop_high_risk: bool,
     runtime: RawRuntime,
     limits: RawLimits,
     scope: RawScope,
@@ -168,6 +172,7 @@ struct RawScope {
     allow_binary: bool,
     #[serde(default)]
     protected: Vec<RawProtected>,
+    dependencies: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +316,14 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
     if level >= Level::L2 && gate != GateRule::Required {
         return Err(c.err("gate", format!("{level} requires the gate; use required")));
     }
+    if raw.stop_high_risk && !raw.push {
+        return Err(c.err(
+            "stop_high_risk",
+            format!(
+                "{level} does not push; stop_high_risk applies only to levels with push = true"
+            ),
+        ));
+    }
     let (runtime_default, runtime_allowed) = runtime(&c, raw.runtime)?;
     Ok(LevelPolicy {
         level,
@@ -323,6 +336,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         runtime_allowed,
         limits: limits(&c, raw.limits)?,
         scope: scope(&c, raw.scope)?,
+        stop_high_risk: raw.stop_high_risk,
         push_config: None,
     })
 }
@@ -394,7 +408,17 @@ fn scope(c: &Ctx, s: RawScope) -> Result<Scope, PolicyError> {
             paths: p.paths,
         });
     }
+    let dependencies = match s.dependencies.as_deref() {
+        None => crate::spec::Dependencies::Review,
+        Some(d) => crate::spec::Dependencies::parse(d).ok_or_else(|| {
+            c.err(
+                "scope.dependencies",
+                format!("`{d}` is not accepted; use review or forbid"),
+            )
+        })?,
+    };
     Ok(Scope {
+        dependencies,
         max_files_changed: c.count("scope.max_files_changed", s.max_files_changed)? as usize,
         max_diff_bytes: c.bytes("scope.max_diff_bytes", &s.max_diff_bytes)?,
         allow_binary: s.allow_binary,

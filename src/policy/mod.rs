@@ -8,7 +8,9 @@ pub mod admit;
 #[path = "admit_tests.rs"]
 mod admit_tests;
 mod files;
+pub mod risk;
 pub mod scope;
+pub mod task_scope;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +22,9 @@ use crate::spec::Level;
 
 pub use admit::{admit, Admission, Refusal, Source, Trigger};
 pub use files::{load_dir, load_embedded};
+pub use risk::{Risk, RiskLevel, RiskRules};
 pub use scope::{ChangedFile, ScopeVerdict};
+pub use task_scope::TaskScope;
 
 /// How the checkout is mounted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +108,8 @@ pub struct Scope {
     pub max_diff_bytes: u64,
     pub allow_binary: bool,
     pub protected: Vec<ProtectedRule>,
+    /// The loosest `[scope] dependencies` a task of this level may ask for (default review).
+    pub dependencies: crate::spec::Dependencies,
 }
 
 /// One level's rules, as loaded from `L<n>.toml`.
@@ -121,6 +127,9 @@ pub struct LevelPolicy {
     pub runtime_allowed: Vec<Runtime>,
     pub limits: Limits,
     pub scope: Scope,
+    /// A green task whose change classifies `high` stops `needs_human` / `high_risk` before
+    /// it pushes (only levels that push may set it).
+    pub stop_high_risk: bool,
     /// The operator's `push.toml`, attached only to levels with `push = true`: a level that may
     /// not push cannot even reach the token provider's configuration.
     #[serde(skip)]
@@ -149,6 +158,8 @@ pub struct Policies {
     pub dir: Option<PathBuf>,
     pub levels: BTreeMap<Level, LevelPolicy>,
     pub operator: Operator,
+    /// `risk.toml` (the embedded default when the directory has none).
+    pub risk: RiskRules,
     /// `push.toml` (optional; without it no task pushes).
     #[serde(skip)]
     pub push: Option<crate::push::PushConfig>,

@@ -97,6 +97,7 @@ impl TaskRun {
     /// Run attempts until the judge stops, then export. Always returns a summary.
     pub async fn execute(&mut self, cancel: CancellationToken) -> Summary {
         let (state, reason, message) = self.attempt_loop(&cancel).await;
+        let (state, reason, message) = self.high_risk_stop(state, reason, message);
         self.events.emit("finished", state_json(state, &reason));
         self.export(state, &reason, message)
     }
@@ -284,7 +285,8 @@ impl TaskRun {
                 };
             }
         }
-        scope::check(&self.adm.policy.scope, &diff.files, diff.patch.len() as u64)
+        let level = scope::check(&self.adm.policy.scope, &diff.files, diff.patch.len() as u64);
+        super::risk_step::with_task_scope(level, &self.adm.task_scope, &diff.files)
     }
 
     /// Remove every container of this task (whatever happened) and tear the workspace down.

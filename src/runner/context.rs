@@ -34,6 +34,8 @@ impl AirlockDir {
             "title": spec.title,
             "level": level,
             "acceptance": spec.acceptance,
+            "kind": spec.kind,
+            "scope": spec.scope,
             "repo": { "base": spec.repo.base, "base_commit": base_commit },
             "gate": spec.gate.as_ref().map(|g| &g.commands),
             "files": { "issue": "/airlock/issue.md", "prompt": "/airlock/prompt.md", "feedback": "/airlock/feedback.json", "out": "/airlock/out/" },
@@ -80,6 +82,7 @@ fn prompt(spec: &TaskSpec, n: u32, feedback: Option<&serde_json::Value>) -> Stri
         }
         p.push('\n');
     }
+    super::context_scope::prompt_scope(&mut p, &spec.scope);
     if let Some(gate) = &spec.gate {
         p.push_str("## Gate\n\nAfter you finish, these run in a fresh container:\n\n");
         for c in &gate.commands {

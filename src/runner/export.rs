@@ -14,6 +14,10 @@ use crate::secrets::{Held, Redactor};
 use crate::spec::{Level, TaskSpec};
 
 mod evidence;
+#[cfg(test)]
+mod evidence_golden;
+mod evidence_md;
+mod evidence_sections;
 mod scan;
 
 impl TaskRun {
@@ -71,7 +75,7 @@ impl TaskRun {
         } else {
             None
         };
-        let evidence = evidence::render(&self.spec, summary, &self.last_diff);
+        let evidence = self.evidence(summary);
         write_atomic(&self.artifacts.path("evidence.md"), evidence.as_bytes())
             .map_err(|e| e.to_string())?;
         Ok(Exported { commit, evidence })
@@ -99,11 +103,20 @@ impl TaskRun {
 
     /// The evidence again, for a state the push changed (masked, in case).
     fn rewrite_evidence(&self, summary: &Summary, redactor: &Redactor) {
-        let evidence = evidence::render(&self.spec, summary, &self.last_diff);
+        let evidence = self.evidence(summary);
         let bytes = redactor.redact(evidence.as_bytes());
         if let Err(e) = write_atomic(&self.artifacts.path("evidence.md"), &bytes) {
             tracing::error!(error = %e, "cannot rewrite evidence.md");
         }
+    }
+
+    fn evidence(&self, summary: &Summary) -> String {
+        evidence::render(&evidence::Evidence {
+            spec: &self.spec,
+            summary,
+            diff: &self.last_diff,
+            adm: &self.adm,
+        })
     }
 
     /// L2 and above keep a local branch of a non-empty result in the bundle.
@@ -123,12 +136,16 @@ impl TaskRun {
         self.events
             .emit("branch", json!({ "branch": branch, "commit": commit }));
         summary.branch = Some(branch);
+        summary.commit = Some(commit.clone());
         Ok(commit)
     }
 
     fn summary(&self, state: State, reason: &str, message: Option<String>) -> Summary {
         let d = &self.last_diff;
         let paths = match self.facts.last().map(|f| &f.scope) {
+            _ if reason == super::risk_step::HIGH_RISK => {
+                super::risk_step::high_paths(&self.risk())
+            }
             Some(ScopeVerdict::Blocked { paths, .. })
             | Some(ScopeVerdict::NeedsHuman { paths, .. }) => paths.clone(),
             _ => red_flag_paths(
@@ -159,7 +176,11 @@ impl TaskRun {
             },
             paths,
             branch: None,
+            commit: None,
             pushed: false,
+            kind: self.spec.kind.as_str().into(),
+            risk: Some(self.risk()),
+            task_scope: Some(self.adm.task_scope.clone()),
             started_at: self.started_at.clone(),
             finished_at: now_rfc3339(),
             duration_s: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
@@ -214,6 +235,7 @@ pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Ref
         artifacts,
     );
     summary.repo = json!({ "url": spec.repo.url, "base": spec.repo.base });
+    summary.kind = spec.kind.as_str().into();
     if let Ok(dir) = ArtifactDir::create(&opts.artifacts_root, task_id) {
         let mut events = event_log(&dir);
         events.emit(

@@ -4,11 +4,13 @@
 mod attempt;
 mod containers;
 mod context;
+mod context_scope;
 mod export;
 mod gate_run;
 pub mod ids;
 mod progress;
 mod push_step;
+mod risk_step;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -243,6 +245,25 @@ pub fn describe(summary: &Summary) -> String {
     }
     if let Some(m) = &summary.message {
         s.push_str(&format!("\n  {m}"));
+    }
+    if !summary.paths.is_empty() {
+        s.push_str(&format!(
+            "\n  {} paths: {}",
+            summary.reason,
+            summary.paths.join(", ")
+        ));
+    }
+    if let Some(r) = &summary.risk {
+        let rules: Vec<&str> = r.rules.iter().map(|f| f.name.as_str()).collect();
+        s.push_str(&format!(
+            "\n  risk: {} ({})",
+            r.level.as_str(),
+            if rules.is_empty() {
+                "no rule fired".to_string()
+            } else {
+                rules.join(", ")
+            }
+        ));
     }
     s.push_str(&format!("\n  artifacts: {}", summary.artifacts));
     s

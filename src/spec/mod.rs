@@ -7,6 +7,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod work;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use validate::{load, parse_str};
+pub use work::{Dependencies, RequestedScope, TaskKind};
 
 /// Largest issue text accepted (the issue is untrusted and goes into the sandbox as a file).
 pub const MAX_ISSUE_BYTES: u64 = 256 * 1024;
@@ -104,6 +106,10 @@ pub struct TaskSpec {
     /// `None` when the spec has no `[gate]`.
     pub gate: Option<GateSpec>,
     pub limits: RequestedLimits,
+    /// What sort of change this is (`other` when the spec does not say).
+    pub kind: TaskKind,
+    /// The task's own `[scope]`, tightening the level's.
+    pub scope: RequestedScope,
     /// Runtime requested by the spec (`runc` | `runsc`); the policy decides.
     pub runtime: Option<String>,
 }

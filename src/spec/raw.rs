@@ -16,6 +16,19 @@ pub struct RawSpec {
     pub agent: RawAgent,
     pub gate: Option<RawGate>,
     pub limits: Option<RawLimits>,
+    pub kind: Option<String>,
+    pub scope: Option<RawScope>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScope {
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+    pub max_files_changed: Option<i64>,
+    pub dependencies: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

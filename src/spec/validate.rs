@@ -73,6 +73,9 @@ impl Validator<'_> {
             agent,
             gate,
             limits: self.limits(raw.limits)?,
+            kind: super::work::validate_kind(raw.kind.as_deref())
+                .map_err(|(f, m)| self.err(&f, m))?,
+            scope: super::work::validate_scope(raw.scope).map_err(|(f, m)| self.err(&f, m))?,
         })
     }
 

@@ -1,47 +1,77 @@
-//! `evidence.md`: what a reviewer needs, ready to paste as a PR body.
+//! `evidence.md`: what a reviewer needs, ready to paste as a PR body. Every value that came
+//! from the container, the repository or the issue goes through [`md`] first.
 
 use std::fmt::Write;
 
-use crate::artifacts::Summary;
+use super::evidence_md as md;
+use super::evidence_sections as sections;
+use crate::artifacts::{State, Summary};
+use crate::policy::Admission;
 use crate::spec::TaskSpec;
 use crate::workspace::Diff;
 
-/// Render the evidence for `summary`.
-pub fn render(spec: &TaskSpec, s: &Summary, diff: &Diff) -> String {
+/// Most failures listed per attempt.
+const FAILURES_SHOWN: usize = 10;
+/// Longest failure message shown.
+const MESSAGE_CHARS: usize = 120;
+
+/// Everything the evidence is rendered from.
+pub struct Evidence<'a> {
+    pub spec: &'a TaskSpec,
+    pub summary: &'a Summary,
+    pub diff: &'a Diff,
+    pub adm: &'a Admission,
+}
+
+/// Render the evidence.
+pub fn render(e: &Evidence) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# {}\n", s.title);
-    let _ = writeln!(
-        md,
-        "**Outcome:** `{}` ({}) after {} attempt(s) at level {} — task `{}`.\n",
-        s.state.as_str(),
-        s.reason,
-        s.attempts.len(),
-        s.level,
-        s.task_id
-    );
-    if let Some(m) = &s.message {
-        let _ = writeln!(md, "> {}\n", m.replace('\n', " "));
-    }
-    acceptance(&mut md, spec, s);
-    files(&mut md, s, diff);
-    attempts(&mut md, s);
-    red_flags(&mut md, s);
-    risks(&mut md, s);
-    reproduce(&mut md, spec, s);
+    let _ = writeln!(md, "# {}\n", md::text(&e.summary.title));
+    sections::summary(&mut md, e);
+    acceptance(&mut md, e);
+    files(&mut md, e.summary, e.diff);
+    tests_run(&mut md, e);
+    sections::limitations(&mut md, e);
+    sections::out_of_scope(&mut md, e);
+    red_flags(&mut md, e.summary);
+    sections::risk(&mut md, e);
+    sections::rollback(&mut md, e);
+    reproduce(&mut md, e.spec, e.summary);
+    sections::footer(&mut md, e);
     md
 }
 
-fn acceptance(md: &mut String, spec: &TaskSpec, s: &Summary) {
-    if spec.acceptance.is_empty() {
+fn acceptance(md: &mut String, e: &Evidence) {
+    let _ = writeln!(md, "## Acceptance criteria\n");
+    if e.spec.acceptance.is_empty() {
+        let _ = writeln!(md, "The task listed no acceptance criteria.\n");
         return;
     }
-    let green = s.state == crate::artifacts::State::Green;
-    let _ = writeln!(md, "## Acceptance\n");
-    for a in &spec.acceptance {
-        let mark = if green { "gate green" } else { "not verified" };
-        let _ = writeln!(md, "- [{}] {a} — {mark}", if green { "x" } else { " " });
+    let green = e.summary.state == State::Green;
+    let how = match (&e.spec.gate, e.adm.run_gate) {
+        (Some(g), true) => format!(
+            "covered by the gate ({})",
+            g.commands
+                .iter()
+                .map(|c| md::code(&c.join(" ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "no gate ran".to_string(),
+    };
+    let _ = writeln!(
+        md,
+        "| criterion | status | how it was checked |\n|---|---|---|"
+    );
+    for a in &e.spec.acceptance {
+        let status = if green {
+            "✅ gate green"
+        } else {
+            "❌ not verified"
+        };
+        let _ = writeln!(md, "| {} | {status} | {how} |", md::text(a));
     }
-    let _ = writeln!(md, "\nThe gate is the only check airlock ran; each item above is covered only as far as the gate's tests cover it.\n");
+    let _ = writeln!(md, "\nThe gate is the only check airlock ran; each criterion is covered only as far as the gate's tests cover it.\n");
 }
 
 fn files(md: &mut String, s: &Summary, diff: &Diff) {
@@ -50,31 +80,63 @@ fn files(md: &mut String, s: &Summary, diff: &Diff) {
         "## Files changed ({}, +{} −{})\n",
         s.diff.files, s.diff.insertions, s.diff.deletions
     );
+    if diff.files.is_empty() && s.diff.skipped.is_empty() {
+        let _ = writeln!(md, "No file changed.");
+    }
     for f in &diff.files {
         let from = f
             .old_path
             .as_ref()
-            .map(|o| format!(" (from `{o}`)"))
+            .map(|o| format!(" (from {})", md::code(o)))
             .unwrap_or_default();
         let bin = if f.binary { " (binary)" } else { "" };
-        let _ = writeln!(md, "- `{}` {}{from}{bin}", f.path, f.status);
+        let _ = writeln!(
+            md,
+            "- {} {}{from}{bin}",
+            md::code(&f.path),
+            md::text(&f.status.to_string())
+        );
     }
     for (p, why) in &s.diff.skipped {
-        let _ = writeln!(md, "- `{p}` left out of the diff: {why}");
+        let _ = writeln!(
+            md,
+            "- {} left out of the diff: {}",
+            md::code(p),
+            md::text(why)
+        );
     }
     md.push('\n');
 }
 
-fn attempts(md: &mut String, s: &Summary) {
-    let _ = writeln!(md, "## Attempts\n\n| # | agent | gate | failures | flaky | verdict |\n|---|---|---|---|---|---|");
-    for a in &s.attempts {
+fn tests_run(md: &mut String, e: &Evidence) {
+    let _ = writeln!(md, "## Tests run\n");
+    match (&e.spec.gate, e.adm.run_gate) {
+        (Some(g), true) => {
+            let _ = writeln!(
+                md,
+                "The gate ran in a fresh container after each attempt of the agent:\n"
+            );
+            for c in &g.commands {
+                let _ = writeln!(md, "- {}", md::code(&c.join(" ")));
+            }
+            md.push('\n');
+        }
+        _ => {
+            let _ = writeln!(md, "No gate ran at this level: nothing was tested.\n");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "| # | agent | gate | failures | flaky | verdict |\n|---|---|---|---|---|---|"
+    );
+    for a in &e.summary.attempts {
         let agent = a
             .agent
             .as_ref()
             .map(|c| {
                 format!(
                     "{} exit {} ({:.1}s)",
-                    c.ended,
+                    md::text(&c.ended),
                     c.exit_code.map_or("-".into(), |e| e.to_string()),
                     c.duration_s
                 )
@@ -88,7 +150,9 @@ fn attempts(md: &mut String, s: &Summary) {
         let tests = a.tests.as_ref().map(|t| {
             format!(
                 "; tests: {} passed, {} failed, {} skipped",
-                t["passed"], t["failed"], t["skipped"]
+                t["passed"].as_u64().unwrap_or(0),
+                t["failed"].as_u64().unwrap_or(0),
+                t["skipped"].as_u64().unwrap_or(0)
             )
         });
         let gate = gate + &tests.unwrap_or_default();
@@ -98,21 +162,12 @@ fn attempts(md: &mut String, s: &Summary) {
             a.n,
             a.failures.len(),
             a.flaky.len(),
-            a.verdict
+            md::text(&a.verdict)
         );
-        for f in a.failures.iter().take(10) {
-            let _ = writeln!(
-                md,
-                "|  | | | `{}` {} | | |",
-                f["test_id"].as_str().or(f["file"].as_str()).unwrap_or("?"),
-                f["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .replace('|', "\\|")
-                    .chars()
-                    .take(120)
-                    .collect::<String>()
-            );
+        for f in a.failures.iter().take(FAILURES_SHOWN) {
+            let id = f["test_id"].as_str().or(f["file"].as_str()).unwrap_or("?");
+            let msg = md::clip(f["message"].as_str().unwrap_or(""), MESSAGE_CHARS);
+            let _ = writeln!(md, "|  | | | {} {} | | |", md::code(id), md::text(&msg));
         }
     }
     md.push('\n');
@@ -125,54 +180,42 @@ fn red_flags(md: &mut String, s: &Summary) {
     }
     let _ = writeln!(md, "## Red flags\n");
     for f in flags {
+        let line = f["line"]
+            .as_u64()
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
         let _ = writeln!(
             md,
-            "- **{}** `{}`{}: {}",
-            f["kind"].as_str().unwrap_or("?"),
-            f["file"].as_str().unwrap_or("?"),
-            f["line"]
-                .as_u64()
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default(),
-            f["detail"].as_str().unwrap_or("")
+            "- **{}** {}: {}",
+            md::text(f["kind"].as_str().unwrap_or("?")),
+            md::code(&format!("{}{line}", f["file"].as_str().unwrap_or("?"))),
+            md::text(&md::clip(f["detail"].as_str().unwrap_or(""), 300))
         );
     }
     md.push('\n');
 }
 
-fn risks(md: &mut String, s: &Summary) {
-    let _ = writeln!(md, "## Risk notes\n");
-    if !s.paths.is_empty() {
-        let _ = writeln!(
-            md,
-            "- The rule that stopped this task (`{}`) names: {}",
-            s.reason,
-            s.paths
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let _ = writeln!(md, "- The agent ran with no network, no secrets, a read-only root filesystem and all capabilities dropped; its output is untrusted until reviewed.");
-    let _ = writeln!(md, "- The issue text was written by someone outside the runner; review the change against what the repository owners want, not only against the issue.\n");
-}
-
 fn reproduce(md: &mut String, spec: &TaskSpec, s: &Summary) {
-    let _ = writeln!(md, "## Reproduce the gate locally\n\n```sh");
+    let _ = writeln!(md, "## Reproduce the gate locally\n");
     let base = s.repo["base_commit"].as_str().unwrap_or(&spec.repo.base);
-    let _ = writeln!(md, "git checkout {base}\ngit apply --binary diff.patch");
+    let mut lines = vec![
+        format!("git checkout {}", shell_quote(base)),
+        "git apply --binary diff.patch".to_string(),
+    ];
     if let Some(g) = &spec.gate {
         for c in &g.commands {
-            let _ = writeln!(md, "docker run --rm --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges --user 1000:1000 -v \"$PWD:/workspace\" -w /workspace {} {}", g.image, c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+            lines.push(format!("docker run --rm --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges --user 1000:1000 -v \"$PWD:/workspace\" -w /workspace {} {}", shell_quote(&g.image), c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
         }
     }
-    let _ = writeln!(md, "```");
+    md.push_str(&md::fenced("sh", &lines));
+    md.push('\n');
 }
 
-fn shell_quote(a: &str) -> String {
-    if a.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=:".contains(c))
+/// Quote `a` for a POSIX shell when it holds anything but safe characters.
+pub(super) fn shell_quote(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@".contains(c))
     {
         a.to_string()
     } else {

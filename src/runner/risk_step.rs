@@ -1,0 +1,91 @@
+//! After the judge: the task scope beside the level's, the change's risk classification, and
+//! the level's option to stop a green high-risk change before it is pushed.
+
+use serde_json::json;
+
+use super::attempt::TaskRun;
+use crate::artifacts::State;
+use crate::policy::risk::{classify, ChangeFacts};
+use crate::policy::{ChangedFile, Risk, RiskLevel, ScopeVerdict, TaskScope};
+
+/// The reason a green high-risk task stops before pushing.
+pub const HIGH_RISK: &str = "high_risk";
+
+/// The level's verdict, then the task's own scope: a level `blocked` wins; otherwise a task
+/// scope breach (`out_of_scope`, `dependency_change`) is named before a level review rule.
+pub(super) fn with_task_scope(
+    level: ScopeVerdict,
+    ts: &TaskScope,
+    files: &[ChangedFile],
+) -> ScopeVerdict {
+    if matches!(level, ScopeVerdict::Blocked { .. }) {
+        return level;
+    }
+    match crate::policy::task_scope::check(ts, files) {
+        ScopeVerdict::Ok => level,
+        task => task,
+    }
+}
+
+/// The paths of the `high` rules that fired (what a `high_risk` stop names).
+pub(super) fn high_paths(risk: &Risk) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for f in risk.rules.iter().filter(|f| f.risk == RiskLevel::High) {
+        for p in &f.paths {
+            if !paths.contains(p) {
+                paths.push(p.clone());
+            }
+        }
+    }
+    paths
+}
+
+impl TaskRun {
+    /// The risk of the last attempt's change under the operator's rules.
+    pub(super) fn risk(&self) -> Risk {
+        let d = &self.last_diff;
+        classify(
+            &self.adm.risk,
+            &ChangeFacts {
+                files: &d.files,
+                lines: d.insertions + d.deletions,
+            },
+        )
+    }
+
+    /// A green change classified `high` at a level with `stop_high_risk` ends `needs_human` /
+    /// `high_risk` instead of being pushed.
+    pub(super) fn high_risk_stop(
+        &mut self,
+        state: State,
+        reason: String,
+        message: Option<String>,
+    ) -> (State, String, Option<String>) {
+        let policy = &self.adm.policy;
+        if state != State::Green || !policy.push || !policy.stop_high_risk {
+            return (state, reason, message);
+        }
+        let risk = self.risk();
+        if risk.level != RiskLevel::High {
+            return (state, reason, message);
+        }
+        let names: Vec<&str> = risk
+            .rules
+            .iter()
+            .filter(|f| f.risk == RiskLevel::High)
+            .map(|f| f.name.as_str())
+            .collect();
+        self.events.emit(
+            "high_risk_stop",
+            json!({ "gate_reason": reason, "rules": names }),
+        );
+        self.progress
+            .phase("risk", &format!("high ({}): not pushed", names.join(", ")));
+        let message = format!(
+            "the gate passed, but the change is high risk ({}); {} stops such changes before push",
+            names.join(", "),
+            policy.level
+        );
+        (State::NeedsHuman, HIGH_RISK.into(), Some(message))
+    }
+}
