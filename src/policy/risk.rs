@@ -295,47 +295,46 @@ fn validate_rule(r: RawRule) -> Result<RiskRule, (String, String)> {
     }
     let size = r.min_lines.is_some() || r.min_files.is_some();
     let files = !r.paths.is_empty() || r.change.is_some();
-    let when = match (files, size) {
-        (true, true) => {
-            return Err(e(
+    let when =
+        match (files, size) {
+            (true, true) => return Err(e(
                 "min_lines",
                 "a rule is on files (paths, change) or on size (min_lines, min_files), not both"
                     .into(),
-            ))
-        }
-        (false, false) => {
-            return Err(e(
-                "paths",
-                "give paths, change, min_lines or min_files".into(),
-            ))
-        }
-        (true, false) => {
-            for p in &r.paths {
-                compile(p).map_err(|m| e("paths", m))?;
+            )),
+            (false, false) => {
+                return Err(e(
+                    "paths",
+                    "give paths, change, min_lines or min_files".into(),
+                ))
             }
-            let change = match r.change.as_deref() {
-                None => ChangeKind::Any,
-                Some(c) => ChangeKind::parse(c).ok_or_else(|| {
-                    e(
-                        "change",
-                        format!(
+            (true, false) => {
+                for p in &r.paths {
+                    compile(p).map_err(|m| e("paths", m))?;
+                }
+                let change = match r.change.as_deref() {
+                    None => ChangeKind::Any,
+                    Some(c) => ChangeKind::parse(c).ok_or_else(|| {
+                        e(
+                            "change",
+                            format!(
                             "`{c}` is not accepted; use added, modified, deleted, renamed or any"
                         ),
-                    )
-                })?,
-            };
-            Condition::Files {
-                paths: r.paths,
-                change,
+                        )
+                    })?,
+                };
+                Condition::Files {
+                    paths: r.paths,
+                    change,
+                }
             }
-        }
-        (false, true) => Condition::Size {
-            min_lines: positive(r.min_lines).map_err(|m| e("min_lines", m))?,
-            min_files: positive(r.min_files)
-                .map_err(|m| e("min_files", m))?
-                .map(|n| n as usize),
-        },
-    };
+            (false, true) => Condition::Size {
+                min_lines: positive(r.min_lines).map_err(|m| e("min_lines", m))?,
+                min_files: positive(r.min_files)
+                    .map_err(|m| e("min_files", m))?
+                    .map(|n| n as usize),
+            },
+        };
     Ok(RiskRule {
         name: r.name,
         risk,
