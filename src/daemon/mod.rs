@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 mod dispatch;
 mod engine_events;
+pub mod hooks;
 mod metrics;
 mod notify;
 mod queue;

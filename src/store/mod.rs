@@ -8,6 +8,7 @@ mod events;
 pub mod retention;
 pub mod state;
 mod tasks;
+pub mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,6 +130,9 @@ impl Store {
         self.conn
             .execute_batch(SCHEMA)
             .map_err(self.err("create the schema"))?;
+        self.conn
+            .execute_batch(triggers::SCHEMA)
+            .map_err(self.err("create the trigger tables"))?;
         self.conn
             .execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
             .map_err(self.err("write the schema version"))

@@ -75,15 +75,7 @@ const COLUMNS: &str = "seq, id, title, level, source, state, reason, message, ca
 impl Store {
     /// Store a new queued task and its `queued` event, durably, in one transaction.
     pub fn insert(&mut self, t: &NewTask, now_ms: i64) -> Result<(), StoreError> {
-        self.write("insert a task", |tx| {
-            tx.execute(
-                "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, author_trusted) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8)",
-                params![t.id, t.title, t.level, t.source, t.spec, now_ms, t.trigger, t.author_trusted],
-            )?;
-            let ev = daemon_event(&t.id, "queued", now_ms, json!({ "title": t.title }));
-            insert_event(tx, &t.id, &ev)
-        })
+        self.write("insert a task", |tx| insert_in(tx, t, now_ms))
     }
 
     /// Move up to `n` of the oldest queued tasks to `running` under `session`.
@@ -244,6 +236,18 @@ pub struct End {
     pub message: Option<String>,
     /// `summary.json` as written to the artifacts.
     pub summary: Option<String>,
+}
+
+/// Insert `t` queued, with its `queued` event, inside the caller's transaction.
+pub(super) fn insert_in(tx: &Transaction, t: &NewTask, now_ms: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, author_trusted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8)",
+        params![t.id, t.title, t.level, t.source, t.spec, now_ms, t.trigger, t.author_trusted],
+    )?;
+    let fields = json!({ "title": t.title, "trigger": t.trigger });
+    let ev = daemon_event(&t.id, "queued", now_ms, fields);
+    insert_event(tx, &t.id, &ev)
 }
 
 fn cancel_in(

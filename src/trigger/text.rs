@@ -42,6 +42,9 @@ pub fn neutralise_mentions(text: &str) -> String {
         while j < chars.len() && (chars[j].is_alphanumeric() || "-_/.".contains(chars[j])) {
             j += 1;
         }
+        while j > i + 2 && chars[j - 1] == '.' {
+            j -= 1;
+        }
         out.push('`');
         out.extend(&chars[i..j]);
         out.push('`');
@@ -103,6 +106,7 @@ mod tests {
             "ping `@octocat` and `@acme/team`, mail me@x.org"
         );
         assert_eq!(neutralise_mentions("@a"), "`@a`");
+        assert_eq!(neutralise_mentions("thanks @a.b."), "thanks `@a.b`.");
         assert_eq!(neutralise_mentions("a @ b"), "a @ b");
         assert_eq!(neutralise_mentions("`@a`"), "`@a`", "already code");
     }

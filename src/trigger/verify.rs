@@ -21,6 +21,16 @@ pub fn header_name(forge: Forge) -> &'static str {
     }
 }
 
+/// The same header as the forge documents it, for messages.
+pub fn header_display(forge: Forge) -> &'static str {
+    match forge {
+        Forge::Github => "X-Hub-Signature-256",
+        Forge::Gitea => "X-Gitea-Signature",
+        Forge::Forgejo => "X-Forgejo-Signature",
+        Forge::Gitlab => "X-Gitlab-Token",
+    }
+}
+
 /// Whether the request is authentic for a trigger of `forge` holding `secret`.
 pub fn verify(forge: Forge, secret: &[u8], headers: &(impl Headers + ?Sized), body: &[u8]) -> bool {
     let Some(given) = headers.get(header_name(forge)) else {

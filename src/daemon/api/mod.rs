@@ -12,12 +12,15 @@
 //! | `GET /v1/tasks/{id}/events[?follow=1]` | 200 NDJSON, chunked | 404 |
 //! | `GET /v1/tasks/{id}/bundle` | 200 `application/gzip` | 404, 409 |
 //!
-//! Over TCP every route answers 401 without `Authorization: Bearer <token>`.
+//! | `POST /v1/hooks/{github,gitea,gitlab}` (forge JSON) | 202 `{"id"}` / 200 `{"ignored"}` | 401 (signature), 400, 413, 503 |
+//!
+//! Over TCP every route but the hooks answers 401 without `Authorization: Bearer <token>`; the
+//! hooks are authenticated by the forge's signature instead (see `daemon::hooks`).
 
 mod auth;
 mod follow;
 pub mod listen;
-mod reply;
+pub(crate) mod reply;
 mod submit;
 mod tasks;
 
@@ -39,7 +42,8 @@ pub async fn handle(
     ctx: Arc<Shared>,
     tcp: bool,
 ) -> Result<Response<Body>, Infallible> {
-    if tcp && !token_ok(&req, &ctx) {
+    let hook = req.uri().path().starts_with("/v1/hooks/");
+    if tcp && !hook && !token_ok(&req, &ctx) {
         let mut r = reply::error(StatusCode::UNAUTHORIZED, "a bearer token is required", None);
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -78,6 +82,7 @@ async fn route(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> {
             follow::events(ctx, id, follow).await
         }
         (&Method::GET, ["v1", "tasks", id, "bundle"]) => tasks::bundle(ctx, id).await,
+        (&Method::POST, ["v1", "hooks", forge]) => super::hooks::handle(req, ctx, forge).await,
         (_, segs) if known(segs) => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("{method} is not allowed on {path}"),
@@ -95,5 +100,6 @@ fn known(segs: &[&str]) -> bool {
             | ["v1", "tasks"]
             | ["v1", "tasks", _]
             | ["v1", "tasks", _, "cancel" | "events" | "bundle"]
+            | ["v1", "hooks", _]
     )
 }

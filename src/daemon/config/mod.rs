@@ -6,6 +6,7 @@
 mod raw;
 #[cfg(test)]
 mod tests;
+pub mod triggers;
 mod validate;
 
 use std::fmt;
@@ -60,6 +61,10 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub recovery: Recovery,
     pub notify: Notify,
+    /// `[[trigger]]`: forge events that start tasks (`/v1/hooks/...`).
+    pub triggers: Vec<triggers::TriggerRule>,
+    /// `[[schedule]]`: clock slots that start tasks.
+    pub schedules: Vec<triggers::ScheduleRule>,
 }
 
 /// The optional TCP listener; every request on it needs the bearer token.

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub shutdown: Option<RawShutdown>,
     pub recovery: Option<RawRecovery>,
     pub notify: Option<RawNotify>,
+    pub trigger: Option<Vec<super::triggers::RawTrigger>>,
+    pub schedule: Option<Vec<super::triggers::RawSchedule>>,
 }
 
 #[derive(Debug, Deserialize)]

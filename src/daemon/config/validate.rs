@@ -73,7 +73,7 @@ fn table_at(text: &str, offset: usize) -> String {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
         .unwrap_or_default()
 }
@@ -107,6 +107,8 @@ impl V<'_> {
             shutdown: self.shutdown(raw.shutdown.unwrap_or_default())?,
             recovery: self.recovery(raw.recovery.unwrap_or_default())?,
             notify: self.notify(raw.notify.unwrap_or_default())?,
+            triggers: super::triggers::triggers(self.file, raw.trigger.unwrap_or_default())?,
+            schedules: super::triggers::schedules(self.file, raw.schedule.unwrap_or_default())?,
         })
     }
 

@@ -1,0 +1,121 @@
+//! `POST /v1/hooks/{github,gitea,gitlab}`: forge webhooks that start tasks.
+//!
+//! No bearer token: each request is authenticated by its forge's own scheme over the raw body
+//! (capped) before anything parses it; a request no `[[trigger]]` secret verifies is 401 and
+//! stores nothing. Then: 200 `{"ignored": why}` for anything that starts no task (another
+//! event, another label, a redelivery, an issue that already has a live task), or 202
+//! `{"id": ...}` once the task and its delivery id are durably stored together.
+
+mod forge;
+mod intake;
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::api::Body;
+use super::config::triggers::TriggerRule;
+use super::shared::Shared;
+use crate::trigger::{verify, Forge, Headers, Parsed};
+
+pub use intake::Accepted;
+
+struct Map<'a>(&'a HeaderMap);
+
+impl Headers for Map<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Answer one webhook request on `/v1/hooks/<route>`.
+pub async fn handle(req: Request<Incoming>, ctx: Arc<Shared>, route: &str) -> Response<Body> {
+    use super::api::reply;
+    let Some(dialect) = forge::dialect(route, &Map(req.headers())) else {
+        return reply::not_found(&format!("hook route /v1/hooks/{route}"));
+    };
+    if !ctx.intake_open() {
+        return reply::unavailable("the daemon is shutting down; the forge will redeliver");
+    }
+    let headers = req.headers().clone();
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let h = Map(&headers);
+    let signed: Vec<&TriggerRule> = ctx
+        .config
+        .triggers
+        .iter()
+        .filter(|t| forge::serves(t.forge, dialect))
+        .filter(|t| verify::verify(dialect, t.secret.expose_secret().as_bytes(), &h, &body))
+        .collect();
+    if signed.is_empty() {
+        tracing::warn!(route, "webhook refused: no [[trigger]] secret verifies it");
+        let msg = format!(
+            "the {} header is missing or matches no [[trigger]] secret for this route",
+            verify::header_display(dialect)
+        );
+        return reply::error(StatusCode::UNAUTHORIZED, &msg, None);
+    }
+    match event(dialect, &h, &body, &signed) {
+        Ok((rule, e)) => intake::accept(&ctx, dialect, &h, rule, &e).await,
+        Err(Stop::Ignored(why)) => ignored(&why),
+        Err(Stop::Bad(m)) => reply::error(StatusCode::BAD_REQUEST, &m, None),
+    }
+}
+
+enum Stop {
+    Ignored(String),
+    Bad(String),
+}
+
+/// The parsed event and the trigger (among those whose secret verified) for its repository.
+fn event<'a>(
+    dialect: Forge,
+    h: &Map,
+    body: &[u8],
+    signed: &[&'a TriggerRule],
+) -> Result<(&'a TriggerRule, crate::trigger::Event), Stop> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Stop::Bad(format!("the payload is not JSON: {e}")))?;
+    let e = match forge::parse(dialect, h, &v).map_err(Stop::Bad)? {
+        Parsed::Event(e) => *e,
+        Parsed::Ignored(why) => return Err(Stop::Ignored(why)),
+    };
+    let rule = signed
+        .iter()
+        .find(|t| t.repository.eq_ignore_ascii_case(&e.repository))
+        .ok_or_else(|| {
+            Stop::Ignored(format!(
+                "repository `{}` has no [[trigger]] with this secret",
+                crate::trigger::text::title(&e.repository)
+            ))
+        })?;
+    Ok((rule, e))
+}
+
+/// 200 `{"ignored": why}`.
+pub fn ignored(why: &str) -> Response<Body> {
+    tracing::info!(why, "webhook ignored");
+    super::api::reply::json(StatusCode::OK, &json!({ "ignored": why }))
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
+    use super::api::reply;
+    match Limited::new(req.into_body(), verify::MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let msg = format!("the payload is larger than {} bytes", verify::MAX_BODY);
+            Err(reply::error(StatusCode::PAYLOAD_TOO_LARGE, &msg, None))
+        }
+        Err(e) => Err(reply::error(StatusCode::BAD_REQUEST, &e.to_string(), None)),
+    }
+}

@@ -1,0 +1,607 @@
+//! Forge webhooks and schedules against the real daemon process and the real engine: signed
+//! events (real payloads from tests/fixtures/webhooks) start tasks at the template's level, capped
+//! for untrusted authors; bad signatures store nothing; redeliveries and a second event for a
+//! busy issue start nothing; Gitea/Forgejo and GitLab events run too; schedules fire.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use airlock::trigger::verify::sign_hex;
+use common::{toml_str, World};
+
+const SECRET: &str = "hook-secret-0123456789abcdef";
+const FINAL: [&str; 6] = [
+    "green",
+    "needs_human",
+    "blocked",
+    "refused",
+    "cancelled",
+    "error",
+];
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn a_signed_github_label_event_runs_at_the_template_level_exactly_once() {
+    let d = Hooked::start(&["github"], "");
+    let mut v = fixture("github-issues-labeled.json");
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    v["issue"]["body"] = "Fix it, @octocat.\u{1b}[31m\u{202e}evil".into();
+    let body = v.to_string();
+    let (code, r) = d.github("issues", "d-1", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}\n{}", d.log());
+    let id = r["id"].as_str().unwrap().to_string();
+    let (code, again) = d.github("issues", "d-1", &body, &sig(SECRET, &body));
+    assert_eq!(
+        (code, again["id"].as_str()),
+        (200, Some(id.as_str())),
+        "redelivery: {again}"
+    );
+    assert!(
+        again["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("already started"),
+        "{again}"
+    );
+    let (code, busy) = d.github("issues", "d-2", &body, &sig(SECRET, &body));
+    assert_eq!(code, 200, "{busy}");
+    assert!(
+        busy["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("queued or running"),
+        "{busy}"
+    );
+    let t = d.wait_final(&id);
+    assert_eq!(
+        (t["state"].as_str(), t["level"].as_str()),
+        (Some("green"), Some("L2")),
+        "{t}"
+    );
+    assert_eq!(d.tasks().len(), 1, "one task for three deliveries");
+    let report = d.artifact(&id, "out/report");
+    assert!(report.contains("Fix it, `@octocat`."), "{report}");
+    assert!(
+        !report.contains('\u{1b}') && !report.contains('\u{202e}'),
+        "{report:?}"
+    );
+    let ev = d.events(&id);
+    let trig = ev
+        .iter()
+        .find(|e| e["event"] == "triggered")
+        .expect("a triggered event");
+    assert_eq!(trig["source"], "webhook:issue_label", "{trig}");
+    assert_eq!(trig["delivery"], "d-1", "{trig}");
+    // After the task ended, a new delivery for the same issue starts a new task.
+    let (code, r) = d.github("issues", "d-3", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}");
+}
+
+#[test]
+fn a_wrong_or_missing_signature_is_401_and_stores_nothing() {
+    let d = Hooked::start(&["github", "gitea", "gitlab"], "");
+    let mut v = fixture("github-issues-labeled.json");
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    let body = v.to_string();
+    let (code, r) = d.github(
+        "issues",
+        "x-1",
+        &body,
+        &sig("wrong-secret-0123456789", &body),
+    );
+    assert_eq!(code, 401, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("X-Hub-Signature-256"),
+        "{r}"
+    );
+    let tampered = body.replace("acme/tasks-app", "acme/tasks-apq");
+    assert_eq!(
+        d.github("issues", "x-2", &tampered, &sig(SECRET, &body)).0,
+        401
+    );
+    let (code, _) = d.post(
+        "/v1/hooks/github",
+        &[
+            ("X-GitHub-Event", "issues".into()),
+            ("X-GitHub-Delivery", "x-3".into()),
+        ],
+        &body,
+    );
+    assert_eq!(code, 401, "no signature");
+    let gl = [
+        ("X-Gitlab-Event", "Issue Hook".to_string()),
+        ("X-Gitlab-Token", "nope-nope-nope-nope".into()),
+        ("X-Gitlab-Event-UUID", "u-1".into()),
+    ];
+    assert_eq!(d.post("/v1/hooks/gitlab", &gl, "{}").0, 401);
+    let ge = [
+        ("X-Gitea-Event", "issues".to_string()),
+        ("X-Gitea-Signature", sig_hex("x", "{}")),
+        ("X-Gitea-Delivery", "g-1".into()),
+    ];
+    assert_eq!(d.post("/v1/hooks/gitea", &ge, "{}").0, 401);
+    // A signed redelivery of x-1 is not a redelivery: 401 recorded nothing.
+    let (code, r) = d.github("issues", "x-1", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}");
+    assert_eq!(d.tasks().len(), 1);
+    let (code, r) = d.github(
+        "ping",
+        "x-4",
+        "{\"zen\":\"hi\"}",
+        &sig(SECRET, "{\"zen\":\"hi\"}"),
+    );
+    assert_eq!((code, r["ignored"].is_string()), (200, true), "{r}");
+    let big = "x".repeat((1 << 20) + 10);
+    assert_eq!(d.github("issues", "x-5", &big, &sig(SECRET, &big)).0, 413);
+}
+
+#[test]
+fn untrusted_authors_are_capped_and_comment_commands_follow_the_commenter() {
+    let d = Hooked::start(&["github"], "level = \"L3\"");
+    let mut label = fixture("github-issues-labeled.json");
+    label["repository"]["full_name"] = "acme/tasks-app".into();
+    label["label"]["name"] = "airlock".into();
+    label["issue"]["author_association"] = "NONE".into();
+    let body = label.to_string();
+    let (code, r) = d.github("issues", "u-1", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}\n{}", d.log());
+    let capped = d.wait_final(r["id"].as_str().unwrap());
+    assert_eq!(
+        (capped["state"].as_str(), capped["level"].as_str()),
+        (Some("green"), Some("L1")),
+        "{capped}"
+    );
+    let mut c = fixture("github-issue_comment-created.json");
+    c["repository"]["full_name"] = "acme/tasks-app".into();
+    c["issue"]["number"] = 7.into();
+    c["issue"]["author_association"] = "NONE".into();
+    c["comment"]["body"] = "/airlock please add a test".into();
+    let mut ids = vec![];
+    for (n, assoc) in [(7, "COLLABORATOR"), (8, "NONE")] {
+        c["issue"]["number"] = n.into();
+        c["comment"]["author_association"] = assoc.into();
+        let body = c.to_string();
+        let (code, r) = d.github(
+            "issue_comment",
+            &format!("c-{n}"),
+            &body,
+            &sig(SECRET, &body),
+        );
+        assert_eq!(code, 202, "{assoc}: {r}");
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let collab = d.wait_final(&ids[0]);
+    assert_eq!(
+        (collab["state"].as_str(), collab["level"].as_str()),
+        (Some("green"), Some("L3")),
+        "{collab}"
+    );
+    let none = d.wait_final(&ids[1]);
+    assert_eq!(
+        (none["state"].as_str(), none["level"].as_str()),
+        (Some("green"), Some("L1")),
+        "{none}"
+    );
+    assert!(d
+        .artifact(&ids[0], "out/report")
+        .contains("please add a test"));
+    c["comment"]["body"] = "thanks!".into();
+    let body = c.to_string();
+    let (code, r) = d.github("issue_comment", "c-9", &body, &sig(SECRET, &body));
+    assert_eq!((code, r["ignored"].is_string()), (200, true), "{r}");
+}
+
+#[test]
+fn gitea_forgejo_and_gitlab_events_each_run_a_task() {
+    let d = Hooked::start(&["gitea", "gitlab"], "");
+    let v = fixture("gitea-issues-label_updated.json");
+    let body = v.to_string();
+    let h = [
+        ("X-Gitea-Event", "issues".to_string()),
+        ("X-Gitea-Event-Type", "issue_label".into()),
+        ("X-Gitea-Delivery", "g-1".into()),
+        ("X-Gitea-Signature", sig_hex(SECRET, &body)),
+    ];
+    let (code, r) = d.post("/v1/hooks/gitea", &h, &body);
+    assert_eq!(code, 202, "{r}\n{}", d.log());
+    let gitea = r["id"].as_str().unwrap().to_string();
+    let mut c = fixture("gitea-issue_comment-created.json");
+    c["issue"]["number"] = 2.into();
+    let body = c.to_string();
+    let h = [
+        ("X-Forgejo-Event", "issue_comment".to_string()),
+        ("X-Forgejo-Delivery", "f-1".into()),
+        ("X-Forgejo-Signature", sig_hex(SECRET, &body)),
+    ];
+    let (code, r) = d.post("/v1/hooks/gitea", &h, &body);
+    assert_eq!(code, 202, "forgejo: {r}");
+    let forgejo = r["id"].as_str().unwrap().to_string();
+    let mut n = fixture("gitlab-note-hook-issue.json");
+    n["object_attributes"]["note"] = "/airlock go".into();
+    let body = n.to_string();
+    let h = [
+        ("X-Gitlab-Event", "Note Hook".to_string()),
+        ("X-Gitlab-Event-UUID", "l-1".into()),
+        ("X-Gitlab-Token", SECRET.into()),
+    ];
+    let (code, r) = d.post_tcp("/v1/hooks/gitlab", &h, &body);
+    assert_eq!(code, 202, "gitlab over TCP without a bearer token: {r}");
+    let gitlab = r["id"].as_str().unwrap().to_string();
+    for (id, level) in [(&gitea, "L2"), (&forgejo, "L2"), (&gitlab, "L2")] {
+        let t = d.wait_final(id);
+        assert_eq!(
+            (t["state"].as_str(), t["level"].as_str()),
+            (Some("green"), Some(level)),
+            "{t}"
+        );
+    }
+    let (code, _) = d.post_tcp("/v1/tasks", &[], "title = \"x\"");
+    assert_eq!(
+        code, 401,
+        "the rest of the TCP API still needs the bearer token"
+    );
+}
+
+#[test]
+fn bad_trigger_and_schedule_tables_stop_the_daemon_naming_file_and_field() {
+    let world = World::new();
+    let dir = world.tmp.path();
+    let secret = write_0600(&dir.join("s"), &format!("{SECRET}\n"));
+    let open = dir.join("open");
+    std::fs::write(&open, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let good = dir.join("t.toml");
+    let repo = toml_str(&world.repo.display().to_string());
+    std::fs::write(&good, format!("level = \"L1\"\n[repo]\nurl = {repo}\nbase = \"main\"\n[agent]\nimage = \"i\"\ncommand = [\"true\"]\n")).unwrap();
+    let with_issue = dir.join("i.toml");
+    std::fs::write(
+        &with_issue,
+        std::fs::read_to_string(&good).unwrap() + "[issue]\ntext = \"x\"\n",
+    )
+    .unwrap();
+    let cfg = dir.join("airlock.toml");
+    let head = format!(
+        "state_dir = {:?}\nsocket = {:?}\npolicies_dir = {:?}\n",
+        dir.join("st"),
+        dir.join("s.sock"),
+        world.policies
+    );
+    let trig = |secret: &Path, template: &Path, extra: &str| {
+        format!("[[trigger]]\nforge = \"github\"\nsecret_file = {secret:?}\nrepository = \"a/b\"\nlabel = \"airlock\"\ntemplate = {template:?}\n{extra}")
+    };
+    let cases = [
+        (
+            trig(&open, &good, ""),
+            "trigger[0].secret_file",
+            "chmod 600",
+        ),
+        (
+            trig(&secret, &with_issue, ""),
+            "trigger[0].template",
+            "[issue]",
+        ),
+        (
+            trig(&secret, &good, "bogus = 1\n"),
+            "trigger.bogus",
+            "unknown field",
+        ),
+        (
+            trig(&secret, &good, "trusted = [\"x\"]\n"),
+            "trigger[0].trusted",
+            "author_association",
+        ),
+        (
+            trig(&secret, &good, "").replace("github", "gitbucket"),
+            "trigger[0].forge",
+            "accepted: github, gitea, forgejo, gitlab",
+        ),
+        (
+            format!("[[schedule]]\ncron = \"0 2 * *\"\ntemplate = {good:?}\n"),
+            "schedule[0].cron",
+            "5 (minute",
+        ),
+        (
+            format!("[[schedule]]\ncron = \"0 99 * * *\"\ntemplate = {good:?}\n"),
+            "schedule[0].cron",
+            "not a cron",
+        ),
+    ];
+    for (table, field, why) in cases {
+        std::fs::write(&cfg, format!("{head}{table}")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{table}: {err}");
+        assert!(
+            err.contains(&cfg.display().to_string())
+                && err.contains(&format!("field `{field}`"))
+                && err.contains(why),
+            "{table}: {err}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness
+
+fn fixture(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/webhooks")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn sig(secret: &str, body: &str) -> String {
+    format!("sha256={}", sign_hex(secret.as_bytes(), body.as_bytes()))
+}
+
+fn sig_hex(secret: &str, body: &str) -> String {
+    sign_hex(secret.as_bytes(), body.as_bytes())
+}
+
+/// A daemon with `[[trigger]]`s for the named forges (repositories as in the fixtures) and a
+/// TCP listener, all sharing [`SECRET`] and one template.
+struct Hooked {
+    world: World,
+    dir: PathBuf,
+    socket: PathBuf,
+    tcp: u16,
+    child: Option<Child>,
+    session: String,
+}
+
+impl Hooked {
+    fn start(forges: &[&str], level_line: &str) -> Hooked {
+        let world = World::new();
+        let dir = world.tmp.path().join("daemon");
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = write_0600(&dir.join("hook.secret"), &format!("{SECRET}\n"));
+        let token = write_0600(&dir.join("api.token"), "api-token-0123456789abcdef\n");
+        let template = dir.join("template.toml");
+        let level = if level_line.is_empty() {
+            "level = \"L2\""
+        } else {
+            level_line
+        };
+        std::fs::write(&template, format!(
+            "{level}\n[repo]\nurl = {}\nbase = \"main\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"sh\", \"-c\", \"cat /airlock/issue.md > /airlock/out/report; sleep 2\"]\n[gate]\ncommands = [[\"true\"]]\n",
+            toml_str(&world.repo.display().to_string())
+        )).unwrap();
+        let tcp = free_port();
+        let mut cfg = format!(
+            "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nconcurrency = 4\n[tcp]\nlisten = \"127.0.0.1:{tcp}\"\ntoken_file = {:?}\n[recovery]\nsweep = \"owned\"\n",
+            dir.join("run/airlock.sock"), world.state, world.artifacts, world.policies, token,
+        );
+        for f in forges {
+            let (forge, repo, extra) = match *f {
+                "github" => ("github", "acme/tasks-app", ""),
+                "gitea" => ("gitea", "gitea/webhooks", "trusted = [\"gitea\"]\n"),
+                _ => (
+                    "gitlab",
+                    "gitlab-org/gitlab-test",
+                    "trusted = [\"user1\"]\n",
+                ),
+            };
+            cfg.push_str(&format!(
+                "[[trigger]]\nforge = \"{forge}\"\nsecret_file = {secret:?}\nrepository = \"{repo}\"\nlabel = \"airlock\"\ncommand = \"/airlock\"\ntemplate = {template:?}\n{extra}"
+            ));
+        }
+        let config = dir.join("airlock.toml");
+        std::fs::write(&config, cfg).unwrap();
+        let mut h = Hooked {
+            socket: dir.join("run/airlock.sock"),
+            world,
+            dir,
+            tcp,
+            child: None,
+            session: String::new(),
+        };
+        h.spawn(&config);
+        h
+    }
+
+    fn spawn(&mut self, config: &Path) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        self.child = Some(
+            Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args(["daemon", "--config"])
+                .arg(config)
+                .env("AIRLOCK_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited at start ({st}):\n{}", self.log());
+            }
+            if self.socket.exists() {
+                if let Ok(s) = std::os::unix::net::UnixStream::connect(&self.socket) {
+                    let (code, v) = exchange(s, "GET", "/v1/health", &[], "");
+                    if code == 200 {
+                        self.session = v["session"].as_str().unwrap_or("").to_string();
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < until,
+                "the daemon did not become ready:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        exchange(s, "POST", path, headers, body)
+    }
+
+    fn post_tcp(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+        let s = std::net::TcpStream::connect(("127.0.0.1", self.tcp)).unwrap();
+        exchange(s, "POST", path, headers, body)
+    }
+
+    fn github(&self, event: &str, delivery: &str, body: &str, signature: &str) -> (u16, Value) {
+        let h = [
+            ("X-GitHub-Event", event.to_string()),
+            ("X-GitHub-Delivery", delivery.to_string()),
+            ("X-Hub-Signature-256", signature.to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        self.post("/v1/hooks/github", &h, body)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        exchange(s, "GET", path, &[], "").1
+    }
+
+    fn tasks(&self) -> Vec<Value> {
+        self.get("/v1/tasks")["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn wait_final(&self, id: &str) -> Value {
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            let t = self.get(&format!("/v1/tasks/{id}"));
+            if FINAL.contains(&t["state"].as_str().unwrap_or("")) {
+                return t;
+            }
+            assert!(
+                Instant::now() < until,
+                "{id} never ended: {t}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn events(&self, id: &str) -> Vec<Value> {
+        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        let text = raw_exchange(s, "GET", &format!("/v1/tasks/{id}/events"), &[], "").1;
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn artifact(&self, id: &str, rel: &str) -> String {
+        let p = self.world.artifacts.join(id).join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+}
+
+impl Drop for Hooked {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let ids = common::managed_containers(Some(&format!("airlock.session={}", self.session)));
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+        for m in airlock::workspace::mounts_under(self.world.tmp.path()) {
+            let _ = airlock::workspace::unmount(&m);
+        }
+    }
+}
+
+fn write_0600(p: &Path, text: &str) -> PathBuf {
+    std::fs::write(p, text).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn exchange<S: Read + Write>(
+    s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, Value) {
+    let (code, text) = raw_exchange(s, method, path, headers, body);
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(json!({ "raw": text })),
+    )
+}
+
+/// One HTTP/1.1 request with `Connection: close`; chunked replies are de-chunked.
+fn raw_exchange<S: Read + Write>(
+    mut s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, String) {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body.as_bytes());
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut rest = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (code, String::from_utf8_lossy(rest).into_owned());
+    }
+    let mut out = Vec::new();
+    while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
+        rest = &rest[nl + 2 + size + 2..];
+    }
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
