@@ -335,6 +335,61 @@ fn bad_trigger_and_schedule_tables_stop_the_daemon_naming_file_and_field() {
     }
 }
 
+/// A per-second cron (seconds field first) fires in the real daemon; after a restart the latest
+/// slot missed while it was down runs once, and no slot ever runs twice.
+#[test]
+fn a_schedule_fires_and_a_restart_runs_the_missed_slot_once() {
+    let sched = "[[schedule]]\nname = \"tick\"\ncron = \"*/3 * * * * *\"\ntemplate = TEMPLATE\n";
+    let mut d = Hooked::start_with(&[], "", sched);
+    let until = Instant::now() + Duration::from_secs(30);
+    while d.triggers().is_empty() {
+        assert!(Instant::now() < until, "no scheduled task:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let first = d.triggers()[0].clone();
+    assert_eq!(
+        (first["source"].as_str(), first["schedule"].as_str()),
+        (Some("schedule"), Some("tick")),
+        "{first}"
+    );
+    let id = first["task_id"].as_str().unwrap().to_string();
+    let t = d.wait_final(&id);
+    assert_eq!(
+        (t["state"].as_str(), t["level"].as_str()),
+        (Some("green"), Some("L2")),
+        "{t}"
+    );
+    assert!(d.artifact(&id, "out/report").contains("scheduled run"));
+    d.stop();
+    let down = airlock::store::now_ms();
+    std::thread::sleep(Duration::from_millis(7_500));
+    let up = airlock::store::now_ms();
+    d.spawn();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let slots: Vec<i64> = d
+        .triggers()
+        .iter()
+        .map(|e| e["slot_ms"].as_i64().unwrap())
+        .collect();
+    // At least two slots passed while it was down; at most one of them ran (the latest, unless
+    // the first tick after the restart already saw a newer slot), and nothing older.
+    let after: Vec<i64> = slots.iter().copied().filter(|s| *s > down).collect();
+    let missed = after.iter().filter(|s| **s <= up).count();
+    assert!(
+        !after.is_empty() && missed <= 1,
+        "slots {slots:?}, down {down}, up {up}:\n{}",
+        d.log()
+    );
+    assert!(
+        after.iter().all(|s| *s > up - 3_000),
+        "an older missed slot ran: {after:?}, up {up}"
+    );
+    let mut unique = slots.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), slots.len(), "a slot ran twice: {slots:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The harness
 
@@ -361,11 +416,17 @@ struct Hooked {
     socket: PathBuf,
     tcp: u16,
     child: Option<Child>,
-    session: String,
+    sessions: Vec<String>,
+    config: PathBuf,
 }
 
 impl Hooked {
     fn start(forges: &[&str], level_line: &str) -> Hooked {
+        Hooked::start_with(forges, level_line, "")
+    }
+
+    /// `extra` is appended to airlock.toml; `TEMPLATE` in it is the template's path.
+    fn start_with(forges: &[&str], level_line: &str, extra: &str) -> Hooked {
         let world = World::new();
         let dir = world.tmp.path().join("daemon");
         std::fs::create_dir_all(&dir).unwrap();
@@ -400,6 +461,7 @@ impl Hooked {
                 "[[trigger]]\nforge = \"{forge}\"\nsecret_file = {secret:?}\nrepository = \"{repo}\"\nlabel = \"airlock\"\ncommand = \"/airlock\"\ntemplate = {template:?}\n{extra}"
             ));
         }
+        cfg.push_str(&extra.replace("TEMPLATE", &format!("{template:?}")));
         let config = dir.join("airlock.toml");
         std::fs::write(&config, cfg).unwrap();
         let mut h = Hooked {
@@ -408,18 +470,24 @@ impl Hooked {
             dir,
             tcp,
             child: None,
-            session: String::new(),
+            sessions: vec![],
+            config,
         };
-        h.spawn(&config);
+        h.spawn();
         h
     }
 
-    fn spawn(&mut self, config: &Path) {
-        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+    fn spawn(&mut self) {
+        let config = self.config.clone();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
         self.child = Some(
             Command::new(env!("CARGO_BIN_EXE_airlock"))
                 .args(["daemon", "--config"])
-                .arg(config)
+                .arg(&config)
                 .env("AIRLOCK_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -436,7 +504,8 @@ impl Hooked {
                 if let Ok(s) = std::os::unix::net::UnixStream::connect(&self.socket) {
                     let (code, v) = exchange(s, "GET", "/v1/health", &[], "");
                     if code == 200 {
-                        self.session = v["session"].as_str().unwrap_or("").to_string();
+                        self.sessions
+                            .push(v["session"].as_str().unwrap_or("").to_string());
                         return;
                     }
                 }
@@ -448,6 +517,35 @@ impl Hooked {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM and wait for the exit.
+    fn stop(&mut self) {
+        let mut c = self.child.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < until,
+                "the daemon did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Each task's `triggered` event.
+    fn triggers(&self) -> Vec<Value> {
+        self.tasks()
+            .iter()
+            .filter_map(|t| {
+                let id = t["id"].as_str().unwrap();
+                self.events(id)
+                    .into_iter()
+                    .find(|e| e["event"] == "triggered")
+            })
+            .collect()
     }
 
     fn log(&self) -> String {
@@ -522,12 +620,14 @@ impl Drop for Hooked {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let ids = common::managed_containers(Some(&format!("airlock.session={}", self.session)));
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .output();
+        for session in &self.sessions {
+            let ids = common::managed_containers(Some(&format!("airlock.session={session}")));
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .output();
+            }
         }
         for m in airlock::workspace::mounts_under(self.world.tmp.path()) {
             let _ = airlock::workspace::unmount(&m);

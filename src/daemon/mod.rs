@@ -16,6 +16,7 @@ mod notify;
 mod queue;
 pub mod recover;
 mod retain;
+pub mod schedule;
 mod shared;
 mod synth;
 pub mod table;
@@ -126,6 +127,7 @@ pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), Da
         stop.clone(),
     ));
     tokio::spawn(retain::hourly(ctx.clone(), stop.clone()));
+    tokio::spawn(schedule::run(ctx.clone(), stop.clone()));
     tracing::info!(socket = %ctx.config.socket.display(), concurrency = ctx.config.concurrency, "daemon ready");
     let left = dispatch::run(ctx.clone(), rx).await;
     stop.cancel();

@@ -254,6 +254,11 @@ impl V<'_> {
                 }
             }
         }
+        let table = if event_fills {
+            table
+        } else {
+            complete(table, &p)
+        };
         let filled = if event_fills {
             fill(&table, "template check", "x", None, None)
         } else {
@@ -269,6 +274,29 @@ impl V<'_> {
             repo_url: spec.repo.url,
         })
     }
+}
+
+/// A schedule template may leave out the title and the issue text.
+fn complete(mut t: toml::Table, path: &Path) -> toml::Table {
+    if !t.contains_key("title") {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        t.insert(
+            "title".into(),
+            toml::Value::String(format!("scheduled: {stem}")),
+        );
+    }
+    if !t.contains_key("issue") {
+        let mut issue = toml::Table::new();
+        issue.insert(
+            "text".into(),
+            toml::Value::String("A scheduled run; there is no issue text.".into()),
+        );
+        t.insert("issue".into(), toml::Value::Table(issue));
+    }
+    t
 }
 
 /// The template with the event's (or the clock's) values filled in.
