@@ -4,6 +4,7 @@
 //! busy issue start nothing; Gitea/Forgejo and GitLab events run too; schedules fire.
 
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -390,6 +391,99 @@ fn a_schedule_fires_and_a_restart_runs_the_missed_slot_once() {
     assert_eq!(unique.len(), slots.len(), "a slot ran twice: {slots:?}");
 }
 
+/// With a push.toml remote for the repository, the daemon removes the trigger label once the
+/// task is accepted and comments when it starts and when it ends, each time with a token minted
+/// for the call by the remote's provider and revoked after; nothing else reaches the forge.
+#[test]
+fn status_goes_back_to_the_forge_with_a_short_lived_token() {
+    use std::sync::{Arc, Mutex};
+    use support::http::{Req, Resp, Server};
+    let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
+    let log = seen.clone();
+    let forge = Server::start(Arc::new(move |r: Req| {
+        log.lock().unwrap().push(r.clone());
+        match r.method.as_str() {
+            "POST" => Resp::json(201, json!({ "id": 1 })),
+            _ => Resp::json(200, json!([])),
+        }
+    }));
+    let world = World::new();
+    let token = "ghs_statusTOKEN_0123456789";
+    let expires = std::time::SystemTime::now() + Duration::from_secs(600);
+    let provider =
+        support::provider::Provider::new(&world.tmp.path().join("provider"), token, expires);
+    std::fs::write(world.policies.join("push.toml"), format!(
+        "[[remote]]\nrepo = {}\npush_url = \"http://127.0.0.1:9/tasks-app.git\"\nprotected = [\"main\"]\nauth_user = \"x-access-token\"\n{}\n[remote.pr]\nforge = \"github\"\napi_url = \"{}\"\nproject = \"acme/tasks-app\"\n",
+        toml_str(&world.repo.display().to_string()), provider.toml(), forge.url("").trim_end_matches('/'),
+    )).unwrap();
+    let d = Hooked::start_in(world, &["github"], "", "");
+    let mut v = fixture("github-issues-labeled.json");
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    let body = v.to_string();
+    let (code, r) = d.github("issues", "s-1", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}\n{}", d.log());
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(d.wait_final(&id)["state"], "green");
+    let until = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 3 {
+        assert!(
+            Instant::now() < until,
+            "forge saw {:?}\n{}",
+            seen.lock().unwrap(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let reqs = seen.lock().unwrap().clone();
+    let lines: Vec<String> = reqs
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(reqs.len(), 3, "{lines:?}");
+    assert!(
+        lines.contains(&"DELETE /repos/acme/tasks-app/issues/1/labels/airlock".to_string()),
+        "{lines:?}"
+    );
+    let comments: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json()["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(comments.len(), 2, "{lines:?}");
+    assert!(reqs
+        .iter()
+        .filter(|r| r.method == "POST")
+        .all(|r| r.path == "/repos/acme/tasks-app/issues/1/comments"));
+    assert!(
+        comments[0].contains(&id) && comments[0].contains("started at L2"),
+        "{comments:?}"
+    );
+    assert!(comments[1].contains("ended **green**"), "{comments:?}");
+    for r in &reqs {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+    }
+    assert!(comments.iter().all(|c| !c.contains(token)));
+    let calls = std::fs::read_to_string(provider.dir.join("calls.log")).unwrap();
+    let revokes = std::fs::read_to_string(provider.dir.join("revokes.log")).unwrap();
+    assert_eq!(
+        (
+            calls.lines().count(),
+            revokes.lines().filter(|l| *l == "revoked").count()
+        ),
+        (3, 3),
+        "{calls}\n{revokes}"
+    );
+    assert!(
+        !d.log().contains(token),
+        "the token reached the daemon's log"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The harness
 
@@ -427,7 +521,11 @@ impl Hooked {
 
     /// `extra` is appended to airlock.toml; `TEMPLATE` in it is the template's path.
     fn start_with(forges: &[&str], level_line: &str, extra: &str) -> Hooked {
-        let world = World::new();
+        Hooked::start_in(World::new(), forges, level_line, extra)
+    }
+
+    /// As [`Hooked::start_with`] in a world the test prepared (a push.toml, say).
+    fn start_in(world: World, forges: &[&str], level_line: &str, extra: &str) -> Hooked {
         let dir = world.tmp.path().join("daemon");
         std::fs::create_dir_all(&dir).unwrap();
         let secret = write_0600(&dir.join("hook.secret"), &format!("{SECRET}\n"));

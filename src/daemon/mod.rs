@@ -18,6 +18,7 @@ pub mod recover;
 mod retain;
 pub mod schedule;
 mod shared;
+pub mod status;
 mod synth;
 pub mod table;
 mod tail;

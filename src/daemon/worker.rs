@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
+use super::status::{self, Moment};
 use super::synth::{self, Subject};
 use super::tail::Tail;
 use crate::artifacts::State;
@@ -30,6 +31,12 @@ pub struct Outcome {
 /// Run `task` to a final state; never panics out (a panic becomes `error` / `runner_fault`).
 pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> Outcome {
     let started = Instant::now();
+    let target = match task.trigger.starts_with("webhook:") {
+        true => status::target_of(&ctx, &task.id).await,
+        false => None,
+    };
+    let level = task.level.clone();
+    status::post(&ctx, target.clone(), &task.id, Moment::Started { level });
     let result = AssertUnwindSafe(run_task(&ctx, &task, cancel))
         .catch_unwind()
         .await;
@@ -37,6 +44,16 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
         Ok(end) => end,
         Err(_) => fail(&ctx, &task, "runner_fault", "the worker panicked".into()),
     };
+    let pr_url = status::pr_url(&ctx.config.artifacts_dir, &task.id);
+    status::post(
+        &ctx,
+        target,
+        &task.id,
+        Moment::Ended {
+            end: end.clone(),
+            pr_url,
+        },
+    );
     Outcome {
         id: task.id,
         end,

@@ -114,7 +114,7 @@ fn repo_url(pr: &PrConfig, rest: &str) -> String {
     format!("{}/repos/{}/{rest}", pr.api_url, pr.project)
 }
 
-fn auth(pr: &PrConfig, req: ApiRequest, token: &SecretString) -> ApiRequest {
+pub(crate) fn auth(pr: &PrConfig, req: ApiRequest, token: &SecretString) -> ApiRequest {
     match pr.forge {
         Forge::Github => req
             .header("Accept", "application/vnd.github+json")

@@ -79,6 +79,18 @@ impl Store {
         })
     }
 
+    /// The issue key (`<forge>:<repo>#<n>`) of a task a webhook started.
+    pub fn issue_of(&self, task_id: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT issue_key FROM deliveries WHERE task_id = ?1",
+                params![task_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read a delivery"))
+    }
+
     /// When `schedule` was first seen (recorded as `now_ms` the first time), and its latest slot.
     pub fn schedule_state(
         &mut self,

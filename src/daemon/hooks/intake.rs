@@ -72,7 +72,8 @@ pub async fn accept(
         "requester": p.requester, "author_trusted": p.trusted, "level": p.level.as_str(),
         "rules": p.notes,
     });
-    store(ctx, task, key, fields(p.source.key(), detail), p).await
+    let target = super::super::status::target(ctx, rule, p.issue_number);
+    store(ctx, task, key, fields(p.source.key(), detail), p, target).await
 }
 
 /// The task spec: the template with the event's title, text and URL, at the planned level.
@@ -105,6 +106,7 @@ async fn store(
     key: Key,
     fields: serde_json::Value,
     p: Plan,
+    target: Option<super::super::status::Target>,
 ) -> Response<Body> {
     task.id = new_task_id();
     let (t, k, id) = (task.clone(), key.clone(), task.id.clone());
@@ -117,6 +119,7 @@ async fn store(
             ctx.events_stored();
             ctx.wake.notify_one();
             tracing::info!(task = %id, source = p.source.key(), level = %p.level, issue = %p.issue_key, "task queued from a webhook");
+            super::super::status::post(ctx, target, &id, super::super::status::Moment::Accepted);
             reply::json(StatusCode::ACCEPTED, &json!({ "id": id }))
         }
         Ok(Triggered::Redelivered { task_id }) => with_id(
