@@ -60,3 +60,6 @@ impl ArtifactDir {
         self.dir.join(name)
     }
 }
+
+#[cfg(test)]
+mod golden_tests;
