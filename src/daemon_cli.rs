@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use airlock::daemon::client::{prepare_submission, Client, ClientError, Reply};
 use airlock::daemon::config::{DEFAULT_CONFIG, DEFAULT_SOCKET};
 use airlock::daemon::table;
+use airlock::vocab::{Exit, State};
 use clap::Subcommand;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -100,24 +101,27 @@ pub fn run(cmd: Commands) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(4, &format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(Exit::Fault, &format!("cannot start the async runtime: {e}")),
     };
     match rt.block_on(client_command(cmd)) {
         Ok(code) => code,
-        Err(e) => fail(4, &e.to_string()),
+        Err(e) => fail(Exit::Fault, &e.to_string()),
     }
 }
 
 async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
     match cmd {
-        Commands::Daemon { .. } => Ok(0),
+        Commands::Daemon { .. } => Ok(Exit::Ok.code()),
         Commands::Submit {
             task,
             source,
             untrusted_author,
             conn,
         } => match source {
-            Some(s) => Ok(fail(2, &airlock::daemon::api::source_refused(&s))),
+            Some(s) => Ok(fail(
+                Exit::Invalid,
+                &airlock::daemon::api::source_refused(&s),
+            )),
             None => submit(&task, untrusted_author, &conn).await,
         },
         Commands::Status {
@@ -138,7 +142,7 @@ async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
 async fn submit(task: &Path, untrusted: bool, conn: &Conn) -> Result<i32, ClientError> {
     let (name, text) = match prepare_submission(task) {
         Ok(v) => v,
-        Err(m) => return Ok(fail(2, &m)),
+        Err(m) => return Ok(fail(Exit::Invalid, &m)),
     };
     let path = format!(
         "/v1/tasks?name={}&author={}",
@@ -174,7 +178,7 @@ fn print_reply(
     } else {
         print!("{}", human(&v));
     }
-    0
+    Exit::Ok.code()
 }
 
 async fn list(state: Option<String>, limit: usize, conn: &Conn) -> Result<i32, ClientError> {
@@ -219,7 +223,7 @@ async fn logs(id: &str, follow: bool, conn: &Conn) -> Result<i32, ClientError> {
     c.drain(resp, |chunk| print_events(&mut pending, chunk, json))
         .await?;
     if !follow {
-        return Ok(0);
+        return Ok(Exit::Ok.code());
     }
     let reply = c.call(Method::GET, &task_path(id, ""), None).await?;
     Ok(state_exit_code(
@@ -247,13 +251,12 @@ fn print_events(pending: &mut Vec<u8>, chunk: &[u8], json: bool) -> std::io::Res
     out.flush()
 }
 
+/// A task's exit code from its state's name; a state that is not final (or not known) is "not
+/// green".
 fn state_exit_code(state: &str) -> i32 {
-    match state {
-        "green" => 0,
-        "refused" => 3,
-        "error" => 4,
-        _ => 1,
-    }
+    State::parse(state)
+        .map_or(Exit::NotGreen, State::exit)
+        .code()
 }
 
 async fn cancel(id: &str, conn: &Conn) -> Result<i32, ClientError> {
@@ -271,7 +274,7 @@ async fn cancel(id: &str, conn: &Conn) -> Result<i32, ClientError> {
     } else {
         println!("{id}: cancelling (its containers are being stopped)");
     }
-    Ok(0)
+    Ok(Exit::Ok.code())
 }
 
 async fn artifacts(id: &str, output: Option<PathBuf>, conn: &Conn) -> Result<i32, ClientError> {
@@ -292,7 +295,7 @@ async fn artifacts(id: &str, output: Option<PathBuf>, conn: &Conn) -> Result<i32
             .unwrap_or(Path::new(".")),
     ) {
         Ok(f) => f,
-        Err(e) => return Ok(fail(4, &format!("{}: {e}", out.display()))),
+        Err(e) => return Ok(fail(Exit::Fault, &format!("{}: {e}", out.display()))),
     };
     let mut bytes = 0u64;
     c.drain(resp, |chunk| {
@@ -301,14 +304,14 @@ async fn artifacts(id: &str, output: Option<PathBuf>, conn: &Conn) -> Result<i32
     })
     .await?;
     if let Err(e) = file.persist(&out) {
-        return Ok(fail(4, &format!("{}: {e}", out.display())));
+        return Ok(fail(Exit::Fault, &format!("{}: {e}", out.display())));
     }
     if conn.json {
         println!("{}", json!({ "id": id, "path": out, "bytes": bytes }));
     } else {
         println!("{}", out.display());
     }
-    Ok(0)
+    Ok(Exit::Ok.code())
 }
 
 fn client(conn: &Conn) -> Client {
@@ -328,15 +331,17 @@ fn sanitize(id: &str) -> String {
 
 /// Print the daemon's error and map its status to an exit code.
 fn error_reply(reply: &Reply) -> i32 {
-    let code = match reply.status {
-        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => 2,
-        StatusCode::CONFLICT => 1,
-        _ => 4,
+    let exit = match reply.status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => {
+            Exit::Invalid
+        }
+        StatusCode::CONFLICT => Exit::NotGreen,
+        _ => Exit::Fault,
     };
-    fail(code, &reply.error_message())
+    fail(exit, &reply.error_message())
 }
 
-fn fail(code: i32, message: &str) -> i32 {
+fn fail(exit: Exit, message: &str) -> i32 {
     eprintln!("airlock: {}", airlock::artifacts::neutralise(message));
-    code
+    exit.code()
 }

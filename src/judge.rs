@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::artifacts::State;
 use crate::policy::ScopeVerdict;
 use crate::sandbox::Ended;
+use crate::vocab::{Reason, State};
 
 /// How one container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,43 +56,40 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Verdict {
     /// Done: the task is finished in `state` for `reason`.
-    Stop { state: State, reason: String },
+    Stop { state: State, reason: Reason },
     /// Run another attempt with the gate's failures as feedback.
     Retry,
 }
 
-fn stop(state: State, reason: &str) -> Verdict {
-    Verdict::Stop {
-        state,
-        reason: reason.into(),
-    }
+fn stop(state: State, reason: Reason) -> Verdict {
+    Verdict::Stop { state, reason }
 }
 
 /// Decide after the last attempt in `history` (which must not be empty).
 pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
     let Some(last) = history.last() else {
-        return stop(State::Error, "no_attempt");
+        return stop(State::Error, Reason::NoAttempt);
     };
-    if let Some(v) = container_stop(&last.agent, "agent_failed") {
+    if let Some(v) = container_stop(&last.agent, Reason::AgentFailed) {
         return v;
     }
     if let Some(v) = scope_stop(last) {
         return v;
     }
     let Some(gate) = &last.gate else {
-        return stop(State::Green, "agent_finished");
+        return stop(State::Green, Reason::AgentFinished);
     };
     if let Some(v) = gate.containers.iter().find_map(container_stop_abnormal) {
         return v;
     }
     if gate.containers.iter().all(ContainerFacts::ok) {
-        return stop(State::Green, "gate_passed");
+        return stop(State::Green, Reason::GatePassed);
     }
     if gate.flaky_only {
         // Only flaky tests failed: nothing for the agent to fix; the policy decides.
         return match budget.flaky_is_green {
-            true => stop(State::Green, "gate_passed_flaky"),
-            false => stop(State::NeedsHuman, "flaky_gate"),
+            true => stop(State::Green, Reason::GatePassedFlaky),
+            false => stop(State::NeedsHuman, Reason::FlakyGate),
         };
     }
     after_red_gate(history, budget)
@@ -101,15 +98,15 @@ pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
 /// Cancel, timeout and OOM end the task whichever container hit them.
 fn container_stop_abnormal(c: &ContainerFacts) -> Option<Verdict> {
     match (c.ended, c.oom_killed) {
-        (Ended::Cancelled, _) => Some(stop(State::Cancelled, "cancelled")),
-        (Ended::Timeout, _) => Some(stop(State::NeedsHuman, "timeout")),
-        (_, true) => Some(stop(State::NeedsHuman, "oom")),
+        (Ended::Cancelled, _) => Some(stop(State::Cancelled, Reason::Cancelled)),
+        (Ended::Timeout, _) => Some(stop(State::NeedsHuman, Reason::Timeout)),
+        (_, true) => Some(stop(State::NeedsHuman, Reason::Oom)),
         _ => None,
     }
 }
 
 /// The agent must also exit 0; a crashed agent is not retried.
-fn container_stop(c: &ContainerFacts, failed: &str) -> Option<Verdict> {
+fn container_stop(c: &ContainerFacts, failed: Reason) -> Option<Verdict> {
     container_stop_abnormal(c)
         .or_else(|| (c.exit_code != Some(0)).then(|| stop(State::NeedsHuman, failed)))
 }
@@ -117,26 +114,26 @@ fn container_stop(c: &ContainerFacts, failed: &str) -> Option<Verdict> {
 /// Scope breaches and red flags, checked whatever the gate said.
 fn scope_stop(last: &AttemptFacts) -> Option<Verdict> {
     match &last.scope {
-        ScopeVerdict::Blocked { reason, .. } => return Some(stop(State::Blocked, reason)),
+        ScopeVerdict::Blocked { reason, .. } => return Some(stop(State::Blocked, *reason)),
         ScopeVerdict::NeedsHuman { reason, .. } if last.red_flags == 0 => {
-            return Some(stop(State::NeedsHuman, reason))
+            return Some(stop(State::NeedsHuman, *reason))
         }
         _ => {}
     }
-    (last.red_flags > 0).then(|| stop(State::NeedsHuman, "red_flag"))
+    (last.red_flags > 0).then(|| stop(State::NeedsHuman, Reason::RedFlag))
 }
 
 fn after_red_gate(history: &[AttemptFacts], budget: Budget) -> Verdict {
     if history.len() as u32 >= budget.attempts {
-        return stop(State::NeedsHuman, "retry_budget_exhausted");
+        return stop(State::NeedsHuman, Reason::RetryBudgetExhausted);
     }
     if let [.., prev, last] = history {
         if same_failures(prev, last) {
-            return stop(State::NeedsHuman, "no_progress");
+            return stop(State::NeedsHuman, Reason::NoProgress);
         }
     }
     if !budget.time_left {
-        return stop(State::NeedsHuman, "timeout");
+        return stop(State::NeedsHuman, Reason::Timeout);
     }
     Verdict::Retry
 }
@@ -268,7 +265,7 @@ mod tests {
     fn scope_and_red_flags_beat_a_green_gate() {
         let mut a = attempt(OK, &[]);
         a.scope = ScopeVerdict::Blocked {
-            reason: "forbidden_path".into(),
+            reason: Reason::ForbiddenPath,
             paths: vec!["k.pem".into()],
         };
         assert_eq!(
@@ -276,7 +273,7 @@ mod tests {
             "blocked/forbidden_path"
         );
         a.scope = ScopeVerdict::NeedsHuman {
-            reason: "protected_path".into(),
+            reason: Reason::ProtectedPath,
             paths: vec![".github/x".into()],
         };
         assert_eq!(

@@ -18,4 +18,5 @@ pub mod store;
 pub mod tomlpath;
 pub mod trigger;
 pub mod units;
+pub mod vocab;
 pub mod workspace;

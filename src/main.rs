@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use airlock::policy::{self, Policies, Trigger};
 use airlock::runner::{self, describe, NotRun, Progress, RunOptions};
 use airlock::spec;
+use airlock::vocab::Exit;
 
 mod daemon_cli;
 mod policy_cmd;
@@ -112,18 +113,18 @@ pub fn load_policies(dir: Option<&std::path::Path>) -> Result<Policies, policy::
 fn run(args: RunArgs) -> i32 {
     let spec = match spec::load(&args.task) {
         Ok(s) => s,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail(Exit::Invalid, &e.to_string()),
     };
     let mut policies = match load_policies(args.policies.as_deref()) {
         Ok(p) => p,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail(Exit::Invalid, &e.to_string()),
     };
     if args.dry_run {
         policies.set_push_dry_run();
     }
     let artifacts = match absolute(&args.artifacts) {
         Ok(a) => a,
-        Err(e) => return fail(4, &e),
+        Err(e) => return fail(Exit::Fault, &e),
     };
     let opts = RunOptions {
         artifacts_root: artifacts,
@@ -139,7 +140,7 @@ fn run(args: RunArgs) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(4, &format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(Exit::Fault, &format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(run_async(spec, opts, args.json, args.verbose))
 }
@@ -166,7 +167,7 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
                 );
             }
             fail(
-                3,
+                Exit::Refused,
                 &format!(
                     "refused ({}): {}",
                     summary.reason,
@@ -174,7 +175,7 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
                 ),
             )
         }
-        Err(e) => fail(e.exit_code(), &e.to_string()),
+        Err(e) => fail(e.exit(), &e.to_string()),
     }
 }
 
@@ -200,7 +201,7 @@ fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("--artifacts {}: {e}", p.display()))
 }
 
-fn fail(code: i32, message: &str) -> i32 {
+fn fail(exit: Exit, message: &str) -> i32 {
     eprintln!("airlock: {}", airlock::artifacts::neutralise(message));
-    code
+    exit.code()
 }

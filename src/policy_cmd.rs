@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use airlock::policy::{admit, Source, Trigger};
 use airlock::spec::{self, Level};
+use airlock::vocab::Exit;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -31,7 +32,7 @@ pub fn run(cmd: PolicyCommand, dir: Option<&Path>) -> i32 {
         Ok(p) => p,
         Err(e) => {
             eprintln!("airlock: {e}");
-            return 2;
+            return Exit::Invalid.code();
         }
     };
     match cmd {
@@ -54,7 +55,7 @@ fn show(p: &airlock::policy::Policies, level: Option<&str>) -> i32 {
             Some(l) => serde_json::json!({ "policies": origin, "level": p.level(l) }),
             None => {
                 eprintln!("airlock: `{l}` is not a level; accepted: L0, L1, L2, L3, L4");
-                return 2;
+                return Exit::Invalid.code();
             }
         },
         None => {
@@ -65,7 +66,7 @@ fn show(p: &airlock::policy::Policies, level: Option<&str>) -> i32 {
         "{}",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     );
-    0
+    Exit::Ok.code()
 }
 
 fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bool) -> i32 {
@@ -73,12 +74,12 @@ fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bo
         Ok(s) => s,
         Err(e) => {
             eprintln!("airlock: {e}");
-            return 2;
+            return Exit::Invalid.code();
         }
     };
     let Some(source) = Source::ALL.into_iter().find(|s| s.key() == source) else {
         eprintln!("airlock: --source `{source}` is unknown; accepted: cli, api, webhook:issue_label, webhook:comment, schedule");
-        return 2;
+        return Exit::Invalid.code();
     };
     match admit(
         &spec,
@@ -91,12 +92,12 @@ fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bo
         Ok(a) => {
             let out = serde_json::json!({ "decision": "admitted", "level": a.level, "runtime": a.runtime, "run_gate": a.run_gate, "limits": a.limits, "rules": a.rules });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            0
+            Exit::Ok.code()
         }
         Err(r) => {
             let out = serde_json::json!({ "decision": "refused", "reason": r.reason, "message": r.message });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            3
+            Exit::Refused.code()
         }
     }
 }

@@ -2,11 +2,9 @@
 //! to them shows up as a diff of the files in `golden/`. Regenerate with `UPDATE_GOLDEN=1` only
 //! when the contract changes on purpose (and say so in docs/DESIGN.md).
 
-use serde_json::json;
-
 use super::*;
 use crate::gate::{Failure, FailureKind, RedFlag, RedFlagKind, TestCounts};
-use crate::policy::ScopeVerdict;
+use crate::vocab::{Ended, Reason, ScopeVerdict};
 
 fn failure() -> Failure {
     Failure {
@@ -18,6 +16,7 @@ fn failure() -> Failure {
         message: "assert 1 == 2".into(),
         excerpt: "    assert add(1, 1) == 3\nE   assert 2 == 3".into(),
         signature: "0123456789abcdef".into(),
+        origin: None,
     }
 }
 
@@ -25,7 +24,7 @@ fn container(role: &str, n: u32, exit: i64) -> ContainerRecord {
     ContainerRecord {
         container: format!("airlock-t-{role}{n}-0-abcdef"),
         argv: vec!["python3".into(), "-m".into(), "pytest".into()],
-        ended: "exited".into(),
+        ended: Ended::Exited,
         exit_code: Some(exit),
         oom_killed: false,
         duration_s: 1.25,
@@ -46,16 +45,16 @@ fn summary() -> Summary {
         agent: Some(container("agent", 1, 0)),
         gate: vec![container("gate", 1, 1)],
         gate_passed: Some(false),
-        tests: Some(json!(TestCounts {
+        tests: Some(TestCounts {
             passed: 5,
             failed: 1,
-            skipped: 0
-        })),
-        failures: vec![json!(failure())],
+            skipped: 0,
+        }),
+        failures: vec![failure()],
         flaky: vec![],
         red_flags: vec![],
-        scope: json!(ScopeVerdict::Ok),
-        verdict: "retry".into(),
+        scope: ScopeVerdict::Ok,
+        verdict: AttemptVerdict::Retry,
         files_changed: 1,
     };
     let second = AttemptRecord {
@@ -65,13 +64,13 @@ fn summary() -> Summary {
         gate_passed: Some(true),
         tests: None,
         failures: vec![],
-        flaky: vec![json!(failure())],
-        red_flags: vec![json!(flag)],
-        scope: json!(ScopeVerdict::NeedsHuman {
-            reason: "protected_path".into(),
+        flaky: vec![failure()],
+        red_flags: vec![flag],
+        scope: ScopeVerdict::NeedsHuman {
+            reason: Reason::ProtectedPath,
             paths: vec![".github/workflows/ci.yml".into()],
-        }),
-        verdict: "stop".into(),
+        },
+        verdict: AttemptVerdict::Stop,
         files_changed: 2,
     };
     Summary {
@@ -79,11 +78,15 @@ fn summary() -> Summary {
         task_id: "20260101-000000-abcdef".into(),
         title: "Add a delete command".into(),
         state: State::NeedsHuman,
-        reason: "red_flag".into(),
+        reason: Reason::RedFlag,
         message: Some("detail".into()),
         level: "L2".into(),
         runtime: Some("runsc".into()),
-        repo: json!({ "url": "/srv/git/app.git", "base": "main", "base_commit": "0123abcd" }),
+        repo: RepoRecord {
+            url: Some("/srv/git/app.git".into()),
+            base: Some("main".into()),
+            base_commit: Some("0123abcd".into()),
+        },
         attempts: vec![first, second],
         files_changed: vec!["src/app.py".into(), "tests/test_x.py".into()],
         diff: DiffStats {
@@ -95,7 +98,11 @@ fn summary() -> Summary {
         },
         paths: vec!["tests/test_x.py".into()],
         branch: Some("agent/20260101-000000-abcdef-add-a-delete-command".into()),
+        commit: Some("89abcdef".into()),
         pushed: false,
+        kind: "bugfix".into(),
+        risk: None,
+        task_scope: None,
         started_at: "2026-01-01T00:00:00.000Z".into(),
         finished_at: "2026-01-01T00:01:00.000Z".into(),
         duration_s: 60.0,
@@ -103,8 +110,11 @@ fn summary() -> Summary {
     }
 }
 
-fn feedback() -> serde_json::Value {
-    json!({ "attempt": 1, "failures": vec![failure()] })
+fn feedback() -> Feedback {
+    Feedback {
+        attempt: 1,
+        failures: vec![failure()],
+    }
 }
 
 /// Compare `value` pretty-printed with `golden/<name>`; `UPDATE_GOLDEN=1` rewrites the file.

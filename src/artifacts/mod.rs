@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 pub use events::{now_rfc3339, EventLog};
 pub use logcap::{neutralise, CappedLog};
-pub use summary::{AttemptRecord, ContainerRecord, DiffStats, State, Summary, SUMMARY_FORMAT};
+pub use summary::{
+    AttemptRecord, AttemptVerdict, ContainerRecord, DiffStats, Feedback, RepoRecord, State,
+    Summary, SUMMARY_FORMAT,
+};
 pub use write::{bundle, copy_tree, write_atomic, CopyReport};
 
 /// An artifact that could not be written.

@@ -2,51 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::gate::{Failure, RedFlag, TestCounts};
+use crate::vocab::{Ended, Reason, ScopeVerdict};
+
+pub use crate::vocab::State;
+
 /// Bumped when a field changes meaning or is removed (adding fields does not bump it).
 pub const SUMMARY_FORMAT: u32 = 1;
-
-/// Final state of a task (contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Green,
-    NeedsHuman,
-    Blocked,
-    Refused,
-    Cancelled,
-    Error,
-}
-
-impl State {
-    /// The CLI exit code for a task that ran to this state (contract).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            State::Green => 0,
-            State::NeedsHuman | State::Blocked | State::Cancelled => 1,
-            State::Refused => 3,
-            State::Error => 4,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Green => "green",
-            State::NeedsHuman => "needs_human",
-            State::Blocked => "blocked",
-            State::Refused => "refused",
-            State::Cancelled => "cancelled",
-            State::Error => "error",
-        }
-    }
-}
 
 /// One container's run as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub container: String,
     pub argv: Vec<String>,
-    /// `exited` | `timeout` | `cancelled`
-    pub ended: String,
+    pub ended: Ended,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
     pub duration_s: f64,
@@ -62,15 +31,59 @@ pub struct AttemptRecord {
     pub gate: Vec<ContainerRecord>,
     pub gate_passed: Option<bool>,
     /// Tests passed / failed / skipped, from the gate's closing summary lines (evidence only).
-    pub tests: Option<serde_json::Value>,
+    pub tests: Option<TestCounts>,
     /// Structured gate failures (see the gate module).
-    pub failures: Vec<serde_json::Value>,
-    pub flaky: Vec<serde_json::Value>,
-    pub red_flags: Vec<serde_json::Value>,
-    pub scope: serde_json::Value,
-    /// `green` | `retry` | `stop`
-    pub verdict: String,
+    pub failures: Vec<Failure>,
+    /// Failures that passed on a rerun.
+    pub flaky: Vec<Failure>,
+    pub red_flags: Vec<RedFlag>,
+    pub scope: ScopeVerdict,
+    pub verdict: AttemptVerdict,
     pub files_changed: usize,
+}
+
+/// What the judge said after one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptVerdict {
+    /// Done, green.
+    Green,
+    /// Another attempt, with this one's failures as feedback.
+    Retry,
+    /// Done, not green.
+    Stop,
+}
+
+impl AttemptVerdict {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptVerdict::Green => "green",
+            AttemptVerdict::Retry => "retry",
+            AttemptVerdict::Stop => "stop",
+        }
+    }
+}
+
+/// The repo a task ran against (`summary.repo`); a task that never ran has fewer fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RepoRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
+}
+
+/// `feedback.json`: what attempt `n + 1` is told about attempt `n`'s gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// The attempt whose gate failed.
+    pub attempt: u32,
+    /// Its failures (flaky ones are not fed back).
+    pub failures: Vec<Failure>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,12 +104,12 @@ pub struct Summary {
     pub title: String,
     pub state: State,
     /// Stable snake_case code.
-    pub reason: String,
+    pub reason: Reason,
     /// Human-readable detail for the reason.
     pub message: Option<String>,
     pub level: String,
     pub runtime: Option<String>,
-    pub repo: serde_json::Value,
+    pub repo: RepoRecord,
     pub attempts: Vec<AttemptRecord>,
     pub files_changed: Vec<String>,
     pub diff: DiffStats,
@@ -130,7 +143,7 @@ impl Summary {
         title: &str,
         level: &str,
         state: State,
-        reason: &str,
+        reason: Reason,
         message: Option<String>,
         artifacts: String,
     ) -> Summary {
@@ -140,11 +153,11 @@ impl Summary {
             task_id: task_id.into(),
             title: title.into(),
             state,
-            reason: reason.into(),
+            reason,
             message,
             level: level.into(),
             runtime: None,
-            repo: serde_json::json!({}),
+            repo: RepoRecord::default(),
             attempts: vec![],
             files_changed: vec![],
             diff: DiffStats::default(),
@@ -165,4 +178,10 @@ impl Summary {
 
 fn other_kind() -> String {
     crate::spec::TaskKind::Other.as_str().into()
+}
+
+impl std::fmt::Display for AttemptVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

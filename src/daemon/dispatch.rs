@@ -20,6 +20,7 @@ use super::worker::{self, Outcome};
 use crate::artifacts::State;
 use crate::sandbox::STOP_GRACE;
 use crate::store::{now_ms, CancelOutcome, End, StoreError};
+use crate::vocab::Reason;
 
 /// A safety net: the queue is re-read this often even without a wake-up.
 const POLL: Duration = Duration::from_secs(5);
@@ -104,7 +105,7 @@ impl Dispatcher {
             tracing::error!(task = %id, "a worker was lost");
             let end = End {
                 state: State::Error,
-                reason: "runner_fault".into(),
+                reason: Reason::RunnerFault,
                 message: Some("the worker was lost".into()),
                 summary: None,
             };
@@ -220,7 +221,7 @@ impl Dispatcher {
         let task = id.to_string();
         let end = End {
             state: State::Cancelled,
-            reason: "cancelled".into(),
+            reason: Reason::Cancelled,
             message: Some("cancelled before it started".into()),
             summary: None,
         };
@@ -257,7 +258,7 @@ impl Dispatcher {
             &self.ctx.config.artifacts_dir,
             &who,
             State::Cancelled,
-            "cancelled",
+            Reason::Cancelled,
             msg,
         );
         let json = serde_json::to_string(&summary).unwrap_or_default();

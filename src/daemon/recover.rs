@@ -11,6 +11,7 @@ use super::synth::{self, Subject};
 use crate::artifacts::State;
 use crate::sandbox::{Engine, SandboxError, LABEL_LOCK, LABEL_SESSION, LABEL_TASK};
 use crate::store::{now_ms, End, Phase, StoreError, TaskRow};
+use crate::vocab::Reason;
 
 /// A task is re-queued after a crash at most this many times.
 pub const MAX_REQUEUES: i64 = 1;
@@ -142,7 +143,7 @@ async fn settle_task(db: &Db, config: &Config, row: TaskRow) -> Result<Settle, S
         (Settle::Requeue, _) => {
             let end = End {
                 state: State::Error,
-                reason: "runner_restart".into(),
+                reason: Reason::RunnerRestart,
                 message: None,
                 summary: None,
             };
@@ -177,7 +178,7 @@ fn restart_summary(
         &config.artifacts_dir,
         &who,
         State::Error,
-        "runner_restart",
+        Reason::RunnerRestart,
         Some(msg.into()),
     )
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::artifacts::{bundle, write_atomic, ArtifactDir, State, Summary};
 use crate::store::End;
+use crate::vocab::Reason;
 
 /// Who the summary is about.
 pub struct Subject<'a> {
@@ -20,7 +21,7 @@ pub fn write(
     root: &Path,
     who: &Subject,
     state: State,
-    reason: &str,
+    reason: Reason,
     message: Option<String>,
 ) -> Summary {
     let artifacts = root.join(who.id).display().to_string();
@@ -52,7 +53,7 @@ pub fn read(root: &Path, id: &str) -> Option<Summary> {
 pub fn end_of(summary: &Summary) -> End {
     End {
         state: summary.state,
-        reason: summary.reason.clone(),
+        reason: summary.reason,
         message: summary.message.clone(),
         summary: serde_json::to_string(summary).ok(),
     }

@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn a_table_lines_up() {
         let rows = [
-            json!({"id": "20260101-000000-aaaaaa", "state": "green", "reason": "gate_passed", "level": "L1", "submitted_at": "2026-01-01T00:00:00.000Z", "title": "short"}),
+            json!({"id": "20260101-000000-aaaaaa", "state": "green", "reason": crate::vocab::Reason::GatePassed, "level": "L1", "submitted_at": "2026-01-01T00:00:00.000Z", "title": "short"}),
             json!({"id": "20260101-000001-bbbbbb", "state": "running", "cancel_requested": true, "reason": null, "level": "L2", "submitted_at": "2026-01-01T00:00:01.000Z", "title": "x".repeat(80)}),
         ];
         let t = tasks(&rows);

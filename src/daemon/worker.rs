@@ -17,6 +17,7 @@ use crate::artifacts::State;
 use crate::policy::{Source, Trigger};
 use crate::runner::{self, NotRun, Progress, RunOptions};
 use crate::store::{Claimed, End};
+use crate::vocab::Reason;
 
 /// How often the task's events are copied into the store while it runs.
 const TAIL_EVERY: Duration = Duration::from_millis(200);
@@ -42,7 +43,12 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
         .await;
     let end = match result {
         Ok(end) => end,
-        Err(_) => fail(&ctx, &task, "runner_fault", "the worker panicked".into()),
+        Err(_) => fail(
+            &ctx,
+            &task,
+            Reason::RunnerFault,
+            "the worker panicked".into(),
+        ),
     };
     let pr_url = status::pr_url(&ctx.config.artifacts_dir, &task.id);
     status::post(
@@ -64,7 +70,7 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
 async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) -> End {
     let spec = match crate::spec::parse_str(&task.spec, Path::new(&task.source)) {
         Ok(s) => s,
-        Err(e) => return fail(ctx, task, "invalid_input", e.to_string()),
+        Err(e) => return fail(ctx, task, Reason::InvalidInput, e.to_string()),
     };
     let opts = options(ctx, task);
     let events = opts.artifacts_root.join(&task.id).join("events.jsonl");
@@ -81,8 +87,8 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
     match result {
         Ok(summary) => synth::end_of(&summary),
         Err(NotRun::Refused(summary)) => synth::end_of(&summary),
-        Err(NotRun::Invalid(m)) => fail(ctx, task, "invalid_input", m),
-        Err(NotRun::Fault(m)) => fail(ctx, task, "runner_fault", m),
+        Err(NotRun::Invalid(m)) => fail(ctx, task, Reason::InvalidInput, m),
+        Err(NotRun::Fault(m)) => fail(ctx, task, Reason::RunnerFault, m),
     }
 }
 
@@ -122,8 +128,8 @@ async fn copy_events(ctx: &Shared, id: &str, tail: &mut Tail) {
 }
 
 /// The task did not run: `error` with `reason`, summary written by the daemon.
-fn fail(ctx: &Shared, task: &Claimed, reason: &str, message: String) -> End {
-    tracing::warn!(task = %task.id, reason, message = %message, "task did not run");
+fn fail(ctx: &Shared, task: &Claimed, reason: Reason, message: String) -> End {
+    tracing::warn!(task = %task.id, reason = %reason, message = %message, "task did not run");
     let who = Subject {
         id: &task.id,
         title: &task.title,

@@ -60,6 +60,20 @@ pub struct Failure {
     /// 16 hex digits, stable across runs of the same failure (numbers, addresses and temporary
     /// paths are normalised away), so the judge can tell "same failure again" from "progress".
     pub signature: String,
+    /// Whether the change introduced the failure or the base already had it (contract
+    /// addition under way: `attempts[].failures[].origin`); absent until a baseline is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<FailureOrigin>,
+}
+
+/// Where a gate failure comes from (`attempts[].failures[].origin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureOrigin {
+    /// The base passes this test; the change broke it.
+    Introduced,
+    /// The base fails this test too.
+    Preexisting,
 }
 
 /// What kind of problem a failure is; drives the judge's retry policy and the agent's feedback.

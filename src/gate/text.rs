@@ -253,6 +253,7 @@ impl Draft {
             message: self.message,
             excerpt,
             signature,
+            origin: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{GateRule, LevelPolicy, Limits, Policies, Runtime};
 use crate::spec::{Level, TaskSpec};
+use crate::vocab::Reason;
 
 /// What started the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,15 +79,12 @@ pub struct Admission {
 #[error("refused ({reason}): {message}")]
 pub struct Refusal {
     /// Stable snake_case code.
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
-fn refuse(reason: &str, message: String) -> Refusal {
-    Refusal {
-        reason: reason.into(),
-        message,
-    }
+fn refuse(reason: Reason, message: String) -> Refusal {
+    Refusal { reason, message }
 }
 
 /// Decide whether `spec` may run under `policies` when started by `trigger`.
@@ -135,12 +133,12 @@ fn check_source(
     let key = t.source.key();
     let Some(max) = p.operator.sources.get(key) else {
         return Err(refuse(
-            "source_not_allowed",
+            Reason::SourceNotAllowed,
             format!("operator.toml allows no task from source `{key}`"),
         ));
     };
     if level > *max {
-        return Err(refuse("level_above_source", format!("source `{key}` may start at most {max} (operator.toml [sources]); {level} was requested")));
+        return Err(refuse(Reason::LevelAboveSource, format!("source `{key}` may start at most {max} (operator.toml [sources]); {level} was requested")));
     }
     rules.push(format!("source `{key}` allows up to {max}"));
     Ok(())
@@ -159,13 +157,13 @@ fn check_repo(
     });
     let Some(rule) = rule else {
         return Err(refuse(
-            "repo_not_allowed",
+            Reason::RepoNotAllowed,
             format!("repository `{url}` matches no [[repos]] rule in operator.toml"),
         ));
     };
     if level > rule.max_level {
         return Err(refuse(
-            "level_above_repo",
+            Reason::LevelAboveRepo,
             format!(
                 "repository `{url}` (rule `{}`) allows at most {}; {level} was requested",
                 rule.pattern, rule.max_level
@@ -187,7 +185,7 @@ fn check_author(
 ) -> Result<(), Refusal> {
     let max = p.operator.untrusted_author_max;
     if !t.author_trusted && level > max {
-        return Err(refuse("untrusted_author", format!("the issue author has no write access; such tasks are capped at {max} (operator.toml [authors] untrusted_max); {level} was requested")));
+        return Err(refuse(Reason::UntrustedAuthor, format!("the issue author has no write access; such tasks are capped at {max} (operator.toml [authors] untrusted_max); {level} was requested")));
     }
     if !t.author_trusted {
         rules.push(format!("untrusted author: capped at {max}"));
@@ -228,7 +226,7 @@ fn not_above<T: PartialOrd + Copy>(
     show: impl Fn(&T) -> String,
 ) -> Result<T, Refusal> {
     if want > ceiling {
-        return Err(refuse("limit_above_ceiling", format!("limits.{field} = {} is above the policy's ceiling {}; a task may only tighten limits", show(&want), show(&ceiling))));
+        return Err(refuse(Reason::LimitAboveCeiling, format!("limits.{field} = {} is above the policy's ceiling {}; a task may only tighten limits", show(&want), show(&ceiling))));
     }
     Ok(want)
 }
@@ -239,13 +237,13 @@ fn runtime(policy: &LevelPolicy, requested: Option<&str>) -> Result<Runtime, Ref
     };
     let rt = Runtime::parse(name).ok_or_else(|| {
         refuse(
-            "runtime_not_allowed",
+            Reason::RuntimeNotAllowed,
             format!("runtime `{name}` is unknown"),
         )
     })?;
     if !policy.runtime_allowed.contains(&rt) {
         return Err(refuse(
-            "runtime_not_allowed",
+            Reason::RuntimeNotAllowed,
             format!(
                 "runtime `{name}` is not allowed at {} (allowed: {:?})",
                 policy.level, policy.runtime_allowed
@@ -258,14 +256,14 @@ fn runtime(policy: &LevelPolicy, requested: Option<&str>) -> Result<Runtime, Ref
 fn gate(policy: &LevelPolicy, has_gate: bool) -> Result<bool, Refusal> {
     match (policy.gate, has_gate) {
         (GateRule::Required, false) => Err(refuse(
-            "gate_required",
+            Reason::GateRequired,
             format!(
                 "{} requires a gate; add a [gate] with commands",
                 policy.level
             ),
         )),
         (GateRule::None, true) => Err(refuse(
-            "gate_not_allowed",
+            Reason::GateNotAllowed,
             format!("{} runs no gate (read-only); remove [gate]", policy.level),
         )),
         (_, has) => Ok(has),

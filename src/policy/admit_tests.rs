@@ -3,6 +3,7 @@
 
 use super::{admit, load_embedded, Policies, RepoRule, Source, Trigger};
 use crate::spec::{parse_str, Level, TaskSpec};
+use crate::vocab::Reason;
 
 fn spec(level: Level, url: &str, limits: &str) -> TaskSpec {
     let text = format!(
@@ -32,10 +33,10 @@ fn expected(
     level: Level,
     url: &str,
     trusted: bool,
-) -> Result<(), &'static str> {
+) -> Result<(), Reason> {
     let source_max = p.operator.sources[source.key()];
     if level > source_max {
-        return Err("level_above_source");
+        return Err(Reason::LevelAboveSource);
     }
     let repo_max = if url.starts_with("https://git.example/small/") {
         Level::L1
@@ -43,10 +44,10 @@ fn expected(
         Level::L4
     };
     if level > repo_max {
-        return Err("level_above_repo");
+        return Err(Reason::LevelAboveRepo);
     }
     if !trusted && level > p.operator.untrusted_author_max {
-        return Err("untrusted_author");
+        return Err(Reason::UntrustedAuthor);
     }
     Ok(())
 }
@@ -90,7 +91,7 @@ fn cli_cannot_start_l4_and_untrusted_authors_are_capped() {
     let p = policies();
     let url = "https://git.example/big/app.git";
     let r = admit(&spec(Level::L4, url, ""), &p, Trigger::cli()).unwrap_err();
-    assert_eq!(r.reason, "level_above_source");
+    assert_eq!(r.reason, Reason::LevelAboveSource);
     assert!(r.message.contains("operator.toml"), "{}", r.message);
     let untrusted = Trigger {
         source: Source::IssueLabel,
@@ -100,7 +101,7 @@ fn cli_cannot_start_l4_and_untrusted_authors_are_capped() {
         admit(&spec(Level::L3, url, ""), &p, untrusted)
             .unwrap_err()
             .reason,
-        "untrusted_author"
+        Reason::UntrustedAuthor
     );
     assert!(admit(&spec(Level::L1, url, ""), &p, untrusted).is_ok());
 }
@@ -115,7 +116,7 @@ fn unknown_repo_is_refused() {
         Trigger::cli(),
     )
     .unwrap_err();
-    assert_eq!(r.reason, "repo_not_allowed");
+    assert_eq!(r.reason, Reason::RepoNotAllowed);
 }
 
 #[test]
@@ -154,7 +155,7 @@ fn limits_may_only_tighten() {
             Trigger::cli(),
         )
         .unwrap_err();
-        assert_eq!(r.reason, "limit_above_ceiling");
+        assert_eq!(r.reason, Reason::LimitAboveCeiling);
         assert!(
             r.message.contains(&format!("limits.{field}")) && r.message.contains("ceiling"),
             "{}",
@@ -171,13 +172,13 @@ fn gate_rules_follow_the_level() {
     no_gate.gate = None;
     assert_eq!(
         admit(&no_gate, &p, Trigger::cli()).unwrap_err().reason,
-        "gate_required"
+        Reason::GateRequired
     );
     let mut l0 = spec(Level::L0, url, "");
     l0.gate = spec(Level::L2, url, "").gate;
     assert_eq!(
         admit(&l0, &p, Trigger::cli()).unwrap_err().reason,
-        "gate_not_allowed"
+        Reason::GateNotAllowed
     );
     assert!(
         !admit(&spec(Level::L1, url, ""), &p, Trigger::cli())

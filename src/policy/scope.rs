@@ -4,6 +4,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
 use super::{Scope, ScopeAction};
+use crate::vocab::Reason;
 
 /// Compile a path pattern. `*` stays within one path segment; `**` crosses them.
 pub fn compile(pattern: &str) -> Result<GlobMatcher, String> {
@@ -28,14 +29,7 @@ pub struct ChangedFile {
     pub binary: bool,
 }
 
-/// The outcome of the scope rules for one diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum ScopeVerdict {
-    Ok,
-    NeedsHuman { reason: String, paths: Vec<String> },
-    Blocked { reason: String, paths: Vec<String> },
-}
+pub use crate::vocab::ScopeVerdict;
 
 /// Apply `scope` to the files a diff changes and the diff's size in bytes. `blocked` wins over
 /// `needs_human`; the paths that triggered the rule are listed.
@@ -43,20 +37,20 @@ pub fn check(scope: &Scope, files: &[ChangedFile], diff_bytes: u64) -> ScopeVerd
     let (blocked, review) = protected_hits(scope, files);
     if !blocked.is_empty() {
         return ScopeVerdict::Blocked {
-            reason: "forbidden_path".into(),
+            reason: Reason::ForbiddenPath,
             paths: blocked,
         };
     }
     if files.len() > scope.max_files_changed {
         let paths = files.iter().map(|f| f.path.clone()).collect();
         return ScopeVerdict::Blocked {
-            reason: "too_many_files".into(),
+            reason: Reason::TooManyFiles,
             paths,
         };
     }
     if diff_bytes > scope.max_diff_bytes {
         return ScopeVerdict::Blocked {
-            reason: "diff_too_large".into(),
+            reason: Reason::DiffTooLarge,
             paths: vec![],
         };
     }
@@ -67,13 +61,13 @@ pub fn check(scope: &Scope, files: &[ChangedFile], diff_bytes: u64) -> ScopeVerd
         .collect();
     if !scope.allow_binary && !binaries.is_empty() {
         return ScopeVerdict::Blocked {
-            reason: "binary_change".into(),
+            reason: Reason::BinaryChange,
             paths: binaries,
         };
     }
     if !review.is_empty() {
         return ScopeVerdict::NeedsHuman {
-            reason: "protected_path".into(),
+            reason: Reason::ProtectedPath,
             paths: review,
         };
     }
@@ -155,7 +149,7 @@ mod tests {
             ".vscode/settings.json",
         ] {
             assert!(
-                matches!(verdict(&[p]), ScopeVerdict::NeedsHuman { ref reason, .. } if reason == "protected_path"),
+                matches!(verdict(&[p]), ScopeVerdict::NeedsHuman { ref reason, .. } if *reason == Reason::ProtectedPath),
                 "{p}"
             );
         }
@@ -167,7 +161,7 @@ mod tests {
         assert_eq!(
             v,
             ScopeVerdict::Blocked {
-                reason: "forbidden_path".into(),
+                reason: Reason::ForbiddenPath,
                 paths: vec!["certs/server.pem".into(), "id.key".into()]
             }
         );
@@ -196,17 +190,17 @@ mod tests {
             .map(|i| file(&format!("src/f{i}.rs")))
             .collect();
         assert!(
-            matches!(check(scope, &many, 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "too_many_files")
+            matches!(check(scope, &many, 10), ScopeVerdict::Blocked { ref reason, .. } if *reason == Reason::TooManyFiles)
         );
         assert!(
-            matches!(check(scope, &[file("a")], scope.max_diff_bytes + 1), ScopeVerdict::Blocked { ref reason, .. } if reason == "diff_too_large")
+            matches!(check(scope, &[file("a")], scope.max_diff_bytes + 1), ScopeVerdict::Blocked { ref reason, .. } if *reason == Reason::DiffTooLarge)
         );
         let bin = ChangedFile {
             binary: true,
             ..file("img.png")
         };
         assert!(
-            matches!(check(scope, &[bin], 10), ScopeVerdict::Blocked { ref reason, .. } if reason == "binary_change")
+            matches!(check(scope, &[bin], 10), ScopeVerdict::Blocked { ref reason, .. } if *reason == Reason::BinaryChange)
         );
     }
 }

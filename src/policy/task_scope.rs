@@ -8,6 +8,7 @@ use super::admit::Refusal;
 use super::scope::{compile, ChangedFile, ScopeVerdict};
 use super::Scope;
 use crate::spec::{Dependencies, RequestedScope};
+use crate::vocab::Reason;
 
 /// Dependency manifests and lock files of the common ecosystems (matched on the file name, in
 /// any directory).
@@ -73,11 +74,11 @@ impl Default for TaskScope {
 }
 
 /// The reason a path outside `allowed` or inside `forbidden` stops a task.
-pub const OUT_OF_SCOPE: &str = "out_of_scope";
+pub const OUT_OF_SCOPE: Reason = Reason::OutOfScope;
 /// The reason a dependency change stops a task whose scope forbids it.
-pub const DEPENDENCY_CHANGE: &str = "dependency_change";
+pub const DEPENDENCY_CHANGE: Reason = Reason::DependencyChange;
 /// Admission's reason for a `[scope]` looser than the level's.
-pub const SCOPE_ABOVE_CEILING: &str = "scope_above_ceiling";
+pub const SCOPE_ABOVE_CEILING: Reason = Reason::ScopeAboveCeiling;
 
 /// Apply the spec's `[scope]` to the level's: `level` gets the tighter file count, the task
 /// scope is returned. A looser value is refused, naming the ceiling.
@@ -105,7 +106,7 @@ pub fn tighten(level: &mut Scope, req: &RequestedScope) -> Result<TaskScope, Ref
 
 fn refusal(message: String) -> Refusal {
     Refusal {
-        reason: SCOPE_ABOVE_CEILING.into(),
+        reason: SCOPE_ABOVE_CEILING,
         message,
     }
 }
@@ -116,14 +117,14 @@ pub fn check(ts: &TaskScope, files: &[ChangedFile]) -> ScopeVerdict {
     let outside = out_of_scope(ts, files);
     if !outside.is_empty() {
         return ScopeVerdict::NeedsHuman {
-            reason: OUT_OF_SCOPE.into(),
+            reason: OUT_OF_SCOPE,
             paths: outside,
         };
     }
     let deps = dependency_changes(files);
     if ts.dependencies == Dependencies::Forbid && !deps.is_empty() {
         return ScopeVerdict::NeedsHuman {
-            reason: DEPENDENCY_CHANGE.into(),
+            reason: DEPENDENCY_CHANGE,
             paths: deps,
         };
     }

@@ -48,7 +48,7 @@ fn paths_outside_allowed_and_inside_forbidden_are_out_of_scope() {
             ])
         ),
         ScopeVerdict::NeedsHuman {
-            reason: OUT_OF_SCOPE.into(),
+            reason: OUT_OF_SCOPE,
             paths: vec![
                 "src/auth/session/store.py".into(),
                 "src/auth/validators/legacy/old.py".into()
@@ -69,7 +69,7 @@ fn a_rename_from_outside_the_allowed_list_counts() {
     assert_eq!(
         check(&ts, &[f]),
         ScopeVerdict::NeedsHuman {
-            reason: OUT_OF_SCOPE.into(),
+            reason: OUT_OF_SCOPE,
             paths: vec!["secret/orig.py".into()]
         }
     );
@@ -128,7 +128,7 @@ fn forbid_stops_a_dependency_change_review_does_not() {
     assert_eq!(
         check(&scope(&[], &[], Dependencies::Forbid), &fs),
         ScopeVerdict::NeedsHuman {
-            reason: DEPENDENCY_CHANGE.into(),
+            reason: DEPENDENCY_CHANGE,
             paths: vec!["requirements.txt".into()]
         }
     );

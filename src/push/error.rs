@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::vocab::Reason;
+
 /// A token that could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
@@ -79,18 +81,18 @@ pub enum PushError {
 
 impl PushError {
     /// The summary's `reason` for a task that ends `error` because of this.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            PushError::Mint(_) => "token_mint_failed",
-            PushError::ContainersRemain { .. } => "containers_remain",
-            PushError::Engine { .. } => "engine_error",
-            PushError::ForbiddenRef { .. } => "forbidden_ref",
-            PushError::Unauthorized { .. } => "push_unauthorized",
-            PushError::Forbidden { .. } => "push_forbidden",
-            PushError::Rejected { .. } => "push_rejected",
-            PushError::Conflict { .. } => "push_conflict",
-            PushError::Git { .. } | PushError::Io { .. } => "push_failed",
-            PushError::Pr { .. } => "pr_failed",
+            PushError::Mint(_) => Reason::TokenMintFailed,
+            PushError::ContainersRemain { .. } => Reason::ContainersRemain,
+            PushError::Engine { .. } => Reason::EngineError,
+            PushError::ForbiddenRef { .. } => Reason::ForbiddenRef,
+            PushError::Unauthorized { .. } => Reason::PushUnauthorized,
+            PushError::Forbidden { .. } => Reason::PushForbidden,
+            PushError::Rejected { .. } => Reason::PushRejected,
+            PushError::Conflict { .. } => Reason::PushConflict,
+            PushError::Git { .. } | PushError::Io { .. } => Reason::PushFailed,
+            PushError::Pr { .. } => Reason::PrFailed,
         }
     }
 }

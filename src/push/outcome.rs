@@ -96,6 +96,7 @@ fn last_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::Reason;
     use std::os::unix::process::ExitStatusExt;
 
     const T: Target = Target {
@@ -133,7 +134,7 @@ mod tests {
             "remote: token may not push refs/heads/agent/x\n",
         );
         let e = classify(&hook, T).unwrap_err();
-        assert_eq!(e.reason(), "push_rejected");
+        assert_eq!(e.reason(), Reason::PushRejected);
         assert!(e.to_string().contains("token may not push"), "{e}");
         let nff = out(
             1,
@@ -157,10 +158,10 @@ mod tests {
             T,
         )
         .unwrap_err();
-        assert_eq!(e.reason(), "push_unauthorized");
+        assert_eq!(e.reason(), Reason::PushUnauthorized);
         assert!(e.to_string().contains("HTTP 401"));
         let e = classify(&out(128, "", "fatal: unable to access 'https://h/r.git/': The requested URL returned error: 403\n"), T).unwrap_err();
-        assert_eq!(e.reason(), "push_forbidden");
+        assert_eq!(e.reason(), Reason::PushForbidden);
         let e = classify(
             &out(
                 128,
@@ -170,7 +171,7 @@ mod tests {
             T,
         )
         .unwrap_err();
-        assert_eq!(e.reason(), "push_failed");
+        assert_eq!(e.reason(), Reason::PushFailed);
         assert!(e.to_string().contains("Could not resolve host"));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::artifacts::State;
 use crate::spec::Level;
+use crate::vocab::Reason;
 
 use super::config::Remote;
 
@@ -21,12 +22,12 @@ pub enum Skip {
 }
 
 impl Skip {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Skip::Never => "level_may_not_push",
-            Skip::NotGreen => "not_green",
-            Skip::NoBranch => "no_changes",
-            Skip::NoRemote => "no_remote_configured",
+            Skip::Never => Reason::LevelMayNotPush,
+            Skip::NotGreen => Reason::NotGreen,
+            Skip::NoBranch => Reason::NoChanges,
+            Skip::NoRemote => Reason::NoRemoteConfigured,
         }
     }
 }

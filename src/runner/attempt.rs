@@ -2,19 +2,22 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::containers::Ran;
 use super::context::AirlockDir;
 use super::gate_run::GateResult;
 use super::{event_log, state_json, Progress, RunOptions};
-use crate::artifacts::{ArtifactDir, ArtifactError, AttemptRecord, EventLog, State, Summary};
+use crate::artifacts::{
+    ArtifactDir, ArtifactError, AttemptRecord, AttemptVerdict, EventLog, Feedback, State, Summary,
+};
 use crate::gate::{self, Failure};
 use crate::judge::{judge, AttemptFacts, Budget, ContainerFacts, GateFacts, Verdict};
 use crate::policy::{scope, Admission, ScopeVerdict};
 use crate::sandbox::{Engine, SandboxError, LABEL_TASK};
 use crate::spec::TaskSpec;
+use crate::vocab::Reason;
 use crate::workspace::{mount_tmpfs, Diff, DiffLimits, Workspace};
 
 /// Largest single file the diff will read.
@@ -98,33 +101,33 @@ impl TaskRun {
     pub async fn execute(&mut self, cancel: CancellationToken) -> Summary {
         let (state, reason, message) = self.attempt_loop(&cancel).await;
         let (state, reason, message) = self.high_risk_stop(state, reason, message);
-        self.events.emit("finished", state_json(state, &reason));
-        self.export(state, &reason, message)
+        self.events.emit("finished", state_json(state, reason));
+        self.export(state, reason, message)
     }
 
     async fn attempt_loop(
         &mut self,
         cancel: &CancellationToken,
-    ) -> (State, String, Option<String>) {
-        let mut feedback: Option<Value> = None;
+    ) -> (State, Reason, Option<String>) {
+        let mut feedback: Option<Feedback> = None;
         loop {
             let n = self.attempts.len() as u32 + 1;
             if let Err(e) = self.attempt(n, feedback.as_ref(), cancel).await {
                 self.events
                     .emit("error", json!({ "message": e.to_string() }));
-                return (State::Error, "engine_error".into(), Some(e.to_string()));
+                return (State::Error, Reason::EngineError, Some(e.to_string()));
             }
             let verdict = judge(&self.facts, self.budget());
             let verdict_name = match &verdict {
-                Verdict::Retry => "retry".to_string(),
+                Verdict::Retry => AttemptVerdict::Retry,
                 Verdict::Stop {
                     state: State::Green,
                     ..
-                } => "green".to_string(),
-                Verdict::Stop { .. } => "stop".to_string(),
+                } => AttemptVerdict::Green,
+                Verdict::Stop { .. } => AttemptVerdict::Stop,
             };
             if let Some(a) = self.attempts.last_mut() {
-                a.verdict = verdict_name.clone();
+                a.verdict = verdict_name;
             }
             self.events
                 .emit("verdict", json!({ "attempt": n, "verdict": verdict }));
@@ -151,14 +154,17 @@ impl TaskRun {
         }
     }
 
-    fn feedback(&self, n: u32) -> Value {
-        json!({ "attempt": n, "failures": self.last_failures })
+    fn feedback(&self, n: u32) -> Feedback {
+        Feedback {
+            attempt: n,
+            failures: self.last_failures.clone(),
+        }
     }
 
     async fn attempt(
         &mut self,
         n: u32,
-        feedback: Option<&Value>,
+        feedback: Option<&Feedback>,
         cancel: &CancellationToken,
     ) -> Result<(), SandboxError> {
         self.airlock
@@ -228,10 +234,7 @@ impl TaskRun {
             red_flags: red_flags.len(),
             signatures,
         });
-        let tests = gate
-            .as_ref()
-            .and_then(GateResult::test_counts)
-            .map(|c| json!(c));
+        let tests = gate.as_ref().and_then(GateResult::test_counts);
         self.attempts.push(AttemptRecord {
             n,
             agent: Some(agent.record),
@@ -242,11 +245,12 @@ impl TaskRun {
                 .collect(),
             gate_passed,
             tests,
-            failures: failures.iter().map(|f| json!(f)).collect(),
-            flaky: flaky.iter().map(|f| json!(f)).collect(),
-            red_flags: red_flags.iter().map(|f| json!(f)).collect(),
-            scope: json!(scope),
-            verdict: String::new(),
+            failures: failures.clone(),
+            flaky: flaky.clone(),
+            red_flags: red_flags.clone(),
+            scope: scope.clone(),
+            // Set by the loop once the judge has spoken.
+            verdict: AttemptVerdict::Stop,
             files_changed: diff.files.len(),
         });
         let summary = json!({ "attempt": n, "gate_passed": gate_passed, "failures": failures.len(), "flaky": flaky.len(), "files_changed": diff.files.len(), "scope": scope, "red_flags": red_flags });
@@ -273,16 +277,13 @@ impl TaskRun {
                 .collect()
         };
         for (why, reason) in [
-            ("too_large", "diff_too_large"),
-            ("too_many_paths", "too_many_files"),
-            ("invalid_name", "unrepresentable_path"),
+            ("too_large", Reason::DiffTooLarge),
+            ("too_many_paths", Reason::TooManyFiles),
+            ("invalid_name", Reason::UnrepresentablePath),
         ] {
             let paths = skipped(why);
             if !paths.is_empty() {
-                return ScopeVerdict::Blocked {
-                    reason: reason.into(),
-                    paths,
-                };
+                return ScopeVerdict::Blocked { reason, paths };
             }
         }
         let level = scope::check(&self.adm.policy.scope, &diff.files, diff.patch.len() as u64);

@@ -115,10 +115,7 @@ impl TaskRun {
         let record = ContainerRecord {
             container: outcome.container.clone(),
             argv: job.argv,
-            ended: serde_json::to_value(outcome.ended)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            ended: outcome.ended,
             exit_code: outcome.exit_code,
             oom_killed: outcome.oom_killed,
             duration_s: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,

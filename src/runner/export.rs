@@ -6,12 +6,14 @@ use super::attempt::TaskRun;
 use super::push_step::Exported;
 use super::{branch_name, event_log, state_json, RunOptions};
 use crate::artifacts::{
-    bundle, copy_tree, now_rfc3339, write_atomic, ArtifactDir, CopyReport, DiffStats, State,
-    Summary, SUMMARY_FORMAT,
+    bundle, copy_tree, now_rfc3339, write_atomic, ArtifactDir, CopyReport, DiffStats, RepoRecord,
+    State, Summary, SUMMARY_FORMAT,
 };
+use crate::gate::RedFlag;
 use crate::policy::{Refusal, ScopeVerdict};
 use crate::secrets::{Held, Redactor};
 use crate::spec::{Level, TaskSpec};
+use crate::vocab::Reason;
 
 mod evidence;
 #[cfg(test)]
@@ -26,7 +28,7 @@ impl TaskRun {
     pub(super) fn export(
         &mut self,
         state: State,
-        reason: &str,
+        reason: Reason,
         message: Option<String>,
     ) -> Summary {
         let mut summary = self.summary(state, reason, message);
@@ -42,7 +44,7 @@ impl TaskRun {
             }
             Err(e) => {
                 summary.state = State::Error;
-                summary.reason = "export_failed".into();
+                summary.reason = Reason::ExportFailed;
                 summary.message = Some(e);
             }
         }
@@ -94,7 +96,7 @@ impl TaskRun {
         self.events
             .emit("secret_in_artifact", json!({ "removed": hits }));
         summary.state = State::Error;
-        summary.reason = "secret_in_artifact".into();
+        summary.reason = Reason::SecretInArtifact;
         summary.message = Some(format!(
             "the push token (or an encoding of it) was found in {}; removed from the artifacts",
             hits.join(", ")
@@ -140,7 +142,7 @@ impl TaskRun {
         Ok(commit)
     }
 
-    fn summary(&self, state: State, reason: &str, message: Option<String>) -> Summary {
+    fn summary(&self, state: State, reason: Reason, message: Option<String>) -> Summary {
         let d = &self.last_diff;
         let paths = match self.facts.last().map(|f| &f.scope) {
             _ if reason == super::risk_step::HIGH_RISK => {
@@ -160,11 +162,15 @@ impl TaskRun {
             task_id: self.task_id.clone(),
             title: self.spec.title.clone(),
             state,
-            reason: reason.into(),
+            reason,
             message,
             level: self.adm.level.to_string(),
             runtime: Some(self.adm.runtime.as_str().into()),
-            repo: json!({ "url": self.spec.repo.url, "base": self.spec.repo.base, "base_commit": self.ws.base_commit }),
+            repo: RepoRecord {
+                url: Some(self.spec.repo.url.clone()),
+                base: Some(self.spec.repo.base.clone()),
+                base_commit: Some(self.ws.base_commit.clone()),
+            },
             attempts: self.attempts.clone(),
             files_changed: d.files.iter().map(|f| f.path.clone()).collect(),
             diff: DiffStats {
@@ -190,16 +196,13 @@ impl TaskRun {
 
     fn write_summary_and_bundle(&mut self, summary: &Summary, redactor: &Redactor) {
         self.events
-            .emit("exported", state_json(summary.state, &summary.reason));
+            .emit("exported", state_json(summary.state, summary.reason));
         write_summary_masked(&self.artifacts, summary, redactor);
     }
 }
 
-fn red_flag_paths(flags: &[serde_json::Value]) -> Vec<String> {
-    let mut paths: Vec<String> = flags
-        .iter()
-        .filter_map(|f| f["file"].as_str().map(String::from))
-        .collect();
+fn red_flag_paths(flags: &[RedFlag]) -> Vec<String> {
+    let mut paths: Vec<String> = flags.iter().map(|f| f.file.clone()).collect();
     paths.dedup();
     paths
 }
@@ -230,11 +233,15 @@ pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Ref
         &spec.title,
         &level,
         State::Refused,
-        &r.reason,
+        r.reason,
         message,
         artifacts,
     );
-    summary.repo = json!({ "url": spec.repo.url, "base": spec.repo.base });
+    summary.repo = RepoRecord {
+        url: Some(spec.repo.url.clone()),
+        base: Some(spec.repo.base.clone()),
+        base_commit: None,
+    };
     summary.kind = spec.kind.as_str().into();
     if let Ok(dir) = ArtifactDir::create(&opts.artifacts_root, task_id) {
         let mut events = event_log(&dir);

@@ -22,6 +22,7 @@ use crate::artifacts::{ArtifactDir, EventLog, State, Summary};
 use crate::policy::{admit, Admission, Policies, Trigger};
 use crate::sandbox::{Engine, SandboxError};
 use crate::spec::TaskSpec;
+use crate::vocab::{Exit, Reason};
 use crate::workspace::{prepare, PrepareOptions, Workspace, WorkspaceError};
 
 pub use ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
@@ -57,12 +58,17 @@ pub enum NotRun {
 }
 
 impl NotRun {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self {
-            NotRun::Invalid(_) => 2,
-            NotRun::Refused(_) => 3,
-            NotRun::Fault(_) => 4,
+            NotRun::Invalid(_) => Exit::Invalid,
+            NotRun::Refused(_) => Exit::Refused,
+            NotRun::Fault(_) => Exit::Fault,
         }
+    }
+
+    /// The process exit code ([`NotRun::exit`]).
+    pub fn exit_code(&self) -> i32 {
+        self.exit().code()
     }
 }
 
@@ -270,6 +276,6 @@ pub fn describe(summary: &Summary) -> String {
 }
 
 /// `{"state": .., "reason": ..}` for events.
-pub(crate) fn state_json(state: State, reason: &str) -> serde_json::Value {
+pub(crate) fn state_json(state: State, reason: Reason) -> serde_json::Value {
     json!({ "state": state.as_str(), "reason": reason })
 }

@@ -172,6 +172,6 @@ impl TaskRun {
 /// The task ends `error` with the push error's reason; the diff and branch stay exported.
 fn fail(summary: &mut Summary, e: &PushError, held: &Held) {
     summary.state = State::Error;
-    summary.reason = e.reason().into();
+    summary.reason = e.reason();
     summary.message = Some(held.redactor.redact_str(&e.to_string()));
 }

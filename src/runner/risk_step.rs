@@ -7,9 +7,10 @@ use super::attempt::TaskRun;
 use crate::artifacts::State;
 use crate::policy::risk::{classify, ChangeFacts};
 use crate::policy::{ChangedFile, Risk, RiskLevel, ScopeVerdict, TaskScope};
+use crate::vocab::Reason;
 
 /// The reason a green high-risk task stops before pushing.
-pub const HIGH_RISK: &str = "high_risk";
+pub const HIGH_RISK: Reason = Reason::HighRisk;
 
 /// The level's verdict, then the task's own scope: a level `blocked` wins; otherwise a task
 /// scope breach (`out_of_scope`, `dependency_change`) is named before a level review rule.
@@ -58,9 +59,9 @@ impl TaskRun {
     pub(super) fn high_risk_stop(
         &mut self,
         state: State,
-        reason: String,
+        reason: Reason,
         message: Option<String>,
-    ) -> (State, String, Option<String>) {
+    ) -> (State, Reason, Option<String>) {
         let policy = &self.adm.policy;
         if state != State::Green || !policy.push || !policy.stop_high_risk {
             return (state, reason, message);
@@ -86,6 +87,6 @@ impl TaskRun {
             names.join(", "),
             policy.level
         );
-        (State::NeedsHuman, HIGH_RISK.into(), Some(message))
+        (State::NeedsHuman, HIGH_RISK, Some(message))
     }
 }

@@ -15,17 +15,7 @@ use super::error::is_not_found;
 use super::hardening::{create_body, ContainerPlan};
 use super::{Engine, SandboxError, STOP_GRACE};
 
-/// How the container's run ended, as airlock saw it (never inferred from log text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ended {
-    /// The process exited by itself.
-    Exited,
-    /// airlock stopped it at the deadline.
-    Timeout,
-    /// airlock stopped it because the task was cancelled (signal or API).
-    Cancelled,
-}
+pub use crate::vocab::Ended;
 
 /// What one container run produced.
 #[derive(Debug, Clone, Serialize)]

@@ -8,6 +8,7 @@ use super::retention::Finished;
 use super::state::{next, Phase, Transition};
 use super::{rfc3339, Store, StoreError};
 use crate::artifacts::State;
+use crate::vocab::Reason;
 
 /// A task as submitted (already validated).
 #[derive(Debug, Clone)]
@@ -141,7 +142,7 @@ impl Store {
                     id,
                     "requeued",
                     now_ms,
-                    json!({ "reason": "runner_restart" }),
+                    json!({ "reason": Reason::RunnerRestart }),
                 );
                 insert_event(tx, id, &ev)?;
             } else if ok {
@@ -232,7 +233,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct End {
     pub state: State,
-    pub reason: String,
+    pub reason: Reason,
     pub message: Option<String>,
     /// `summary.json` as written to the artifacts.
     pub summary: Option<String>,
@@ -281,7 +282,7 @@ fn cancel_in(
 fn record_end(tx: &Transaction, id: &str, end: &End, now_ms: i64) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE tasks SET reason = ?2, message = ?3, summary = ?4, finished_at = ?5 WHERE id = ?1",
-        params![id, end.reason, end.message, end.summary, now_ms],
+        params![id, end.reason.as_str(), end.message, end.summary, now_ms],
     )?;
     let fields =
         json!({ "state": end.state.as_str(), "reason": end.reason, "message": end.message });

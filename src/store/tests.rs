@@ -1,5 +1,6 @@
 use super::*;
 use crate::artifacts::State;
+use crate::vocab::Reason;
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("airlock.db")).unwrap()
@@ -17,10 +18,10 @@ fn task(id: &str) -> NewTask {
     }
 }
 
-fn end(state: State, reason: &str) -> End {
+fn end(state: State, reason: Reason) -> End {
     End {
         state,
-        reason: reason.into(),
+        reason,
         message: None,
         summary: Some("{\"state\":\"x\"}".into()),
     }
@@ -61,14 +62,20 @@ fn finish_only_from_running() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(&dir);
     s.insert(&task("a"), 1).unwrap();
-    assert!(!s.finish("a", &end(State::Green, "gate_passed"), 2).unwrap());
+    assert!(!s
+        .finish("a", &end(State::Green, Reason::GatePassed), 2)
+        .unwrap());
     s.claim(1, "sess", 2).unwrap();
-    assert!(s.finish("a", &end(State::Green, "gate_passed"), 3).unwrap());
+    assert!(s
+        .finish("a", &end(State::Green, Reason::GatePassed), 3)
+        .unwrap());
     let row = s.get("a").unwrap().unwrap();
     assert_eq!(row.phase, Phase::Done(State::Green));
-    assert_eq!(row.reason.as_deref(), Some("gate_passed"));
+    assert_eq!(row.reason.as_deref(), Some(Reason::GatePassed.as_str()));
     assert_eq!(row.finished_at, Some(3));
-    assert!(!s.finish("a", &end(State::Error, "x"), 4).unwrap());
+    assert!(!s
+        .finish("a", &end(State::Error, Reason::RunnerFault), 4)
+        .unwrap());
 }
 
 #[test]
@@ -78,7 +85,7 @@ fn cancel_depends_on_the_phase() {
     s.insert(&task("q"), 1).unwrap();
     s.insert(&task("r"), 1).unwrap();
     s.claim(1, "sess", 2).unwrap(); // q runs
-    let c = end(State::Cancelled, "cancelled");
+    let c = end(State::Cancelled, Reason::Cancelled);
     assert_eq!(s.cancel("q", &c, 3).unwrap(), CancelOutcome::Running);
     assert!(s.get("q").unwrap().unwrap().cancel_requested);
     assert_eq!(s.cancel("r", &c, 3).unwrap(), CancelOutcome::Cancelled);
@@ -101,7 +108,7 @@ fn recovery_requeues_or_ends() {
     s.insert(&task("a"), 1).unwrap();
     s.insert(&task("b"), 1).unwrap();
     s.claim(2, "old", 2).unwrap();
-    let e = end(State::Error, "runner_restart");
+    let e = end(State::Error, Reason::RunnerRestart);
     assert!(s.recover("a", false, &e, 3).unwrap());
     assert!(s.recover("b", true, &e, 3).unwrap());
     assert_eq!(phase(&s, "a"), Phase::Done(State::Error));
@@ -156,7 +163,8 @@ fn only_finished_tasks_are_deleted() {
     s.insert(&task("a"), 1).unwrap();
     s.insert(&task("b"), 1).unwrap();
     s.claim(1, "sess", 2).unwrap();
-    s.finish("a", &end(State::Green, "gate_passed"), 3).unwrap();
+    s.finish("a", &end(State::Green, Reason::GatePassed), 3)
+        .unwrap();
     let finished = s.finished().unwrap();
     assert_eq!(finished.len(), 1);
     assert_eq!(s.delete_finished(&["a".into(), "b".into()]).unwrap(), 1);

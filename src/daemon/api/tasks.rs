@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::reply::{self, Body};
 use crate::daemon::shared::{Command, Shared};
 use crate::store::{CancelOutcome, Phase, TaskRow};
+use crate::vocab::State;
 
 /// Rows returned by a list when the client names no limit, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -88,9 +89,10 @@ pub async fn cancel(ctx: Arc<Shared>, id: &str) -> Response<Body> {
         return reply::unavailable("the daemon is shutting down");
     }
     match rx.await {
-        Ok(Ok(CancelOutcome::Cancelled)) => {
-            reply::json(StatusCode::OK, &json!({ "id": id, "state": "cancelled" }))
-        }
+        Ok(Ok(CancelOutcome::Cancelled)) => reply::json(
+            StatusCode::OK,
+            &json!({ "id": id, "state": State::Cancelled }),
+        ),
         Ok(Ok(CancelOutcome::Running)) => reply::json(
             StatusCode::ACCEPTED,
             &json!({ "id": id, "state": "running", "cancel_requested": true }),

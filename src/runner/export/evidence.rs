@@ -136,7 +136,7 @@ fn tests_run(md: &mut String, e: &Evidence) {
             .map(|c| {
                 format!(
                     "{} exit {} ({:.1}s)",
-                    md::text(&c.ended),
+                    md::text(c.ended.as_str()),
                     c.exit_code.map_or("-".into(), |e| e.to_string()),
                     c.duration_s
                 )
@@ -150,9 +150,7 @@ fn tests_run(md: &mut String, e: &Evidence) {
         let tests = a.tests.as_ref().map(|t| {
             format!(
                 "; tests: {} passed, {} failed, {} skipped",
-                t["passed"].as_u64().unwrap_or(0),
-                t["failed"].as_u64().unwrap_or(0),
-                t["skipped"].as_u64().unwrap_or(0)
+                t.passed, t.failed, t.skipped
             )
         });
         let gate = gate + &tests.unwrap_or_default();
@@ -162,11 +160,11 @@ fn tests_run(md: &mut String, e: &Evidence) {
             a.n,
             a.failures.len(),
             a.flaky.len(),
-            md::text(&a.verdict)
+            md::text(a.verdict.as_str())
         );
         for f in a.failures.iter().take(FAILURES_SHOWN) {
-            let id = f["test_id"].as_str().or(f["file"].as_str()).unwrap_or("?");
-            let msg = md::clip(f["message"].as_str().unwrap_or(""), MESSAGE_CHARS);
+            let id = f.test_id.as_deref().or(f.file.as_deref()).unwrap_or("?");
+            let msg = md::clip(&f.message, MESSAGE_CHARS);
             let _ = writeln!(md, "|  | | | {} {} | | |", md::code(id), md::text(&msg));
         }
     }
@@ -180,16 +178,13 @@ fn red_flags(md: &mut String, s: &Summary) {
     }
     let _ = writeln!(md, "## Red flags\n");
     for f in flags {
-        let line = f["line"]
-            .as_u64()
-            .map(|l| format!(":{l}"))
-            .unwrap_or_default();
+        let line = f.line.map(|l| format!(":{l}")).unwrap_or_default();
         let _ = writeln!(
             md,
             "- **{}** {}: {}",
-            md::text(f["kind"].as_str().unwrap_or("?")),
-            md::code(&format!("{}{line}", f["file"].as_str().unwrap_or("?"))),
-            md::text(&md::clip(f["detail"].as_str().unwrap_or(""), 300))
+            md::text(&wire_name(f.kind)),
+            md::code(&format!("{}{line}", f.file)),
+            md::text(&md::clip(&f.detail, 300))
         );
     }
     md.push('\n');
@@ -197,7 +192,7 @@ fn red_flags(md: &mut String, s: &Summary) {
 
 fn reproduce(md: &mut String, spec: &TaskSpec, s: &Summary) {
     let _ = writeln!(md, "## Reproduce the gate locally\n");
-    let base = s.repo["base_commit"].as_str().unwrap_or(&spec.repo.base);
+    let base = s.repo.base_commit.as_deref().unwrap_or(&spec.repo.base);
     let mut lines = vec![
         format!("git checkout {}", shell_quote(base)),
         "git apply --binary diff.patch".to_string(),
@@ -209,6 +204,14 @@ fn reproduce(md: &mut String, spec: &TaskSpec, s: &Summary) {
     }
     md.push_str(&md::fenced("sh", &lines));
     md.push('\n');
+}
+
+/// A unit enum's serde name (`test_removed`).
+fn wire_name(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Quote `a` for a POSIX shell when it holds anything but safe characters.

@@ -62,21 +62,22 @@ fn diff() -> Diff {
 
 fn summary(diff: &Diff, risk: crate::policy::Risk) -> Summary {
     let container = |log: &str, omitted: u64| json!({ "container": "c", "argv": ["x"], "ended": "exited", "exit_code": 0, "oom_killed": false, "duration_s": 1.5, "log": log, "log_bytes_omitted": omitted });
+    let failure = |id: &str, message: &str, origin: Option<&str>| json!({ "tool": "pytest", "kind": "assertion", "file": null, "line": null, "test_id": id, "message": message, "excerpt": message, "signature": "0000000000000000", "origin": origin });
     let v = json!({
         "format_version": 1, "task_id": "20261201-230000-abcdef",
         "title": "Validate e-mail addresses @maintainers <b>now</b>",
-        "state": "green", "reason": "gate_passed", "message": null, "level": "L2",
+        "state": "green", "reason": crate::vocab::Reason::GatePassed, "message": null, "level": "L2",
         "runtime": "runc",
         "repo": { "url": "https://git.example/acme/app.git", "base": "main", "base_commit": "0123456789abcdef0123456789abcdef01234567" },
         "attempts": [
             { "n": 1, "agent": container("logs/agent-1.log", 0), "gate": [container("logs/gate-1.log", 0)],
               "gate_passed": false, "tests": { "passed": 3, "failed": 1, "skipped": 0 },
-              "failures": [{ "test_id": "tests/test_email.py::test_plus", "message": "assert **False** | @root\u{1b}[2J", "origin": "introduced" },
-                           { "test_id": "tests/test_legacy.py::test_old", "message": "broken on main too", "origin": "preexisting" }],
+              "failures": [failure("tests/test_email.py::test_plus", "assert **False** | @root\u{1b}[2J", Some("introduced")),
+                           failure("tests/test_legacy.py::test_old", "broken on main too", Some("preexisting"))],
               "flaky": [], "red_flags": [], "scope": { "verdict": "ok" }, "verdict": "retry", "files_changed": 4 },
             { "n": 2, "agent": container("logs/agent-2.log", 0), "gate": [container("logs/gate-2.log", 2048)],
               "gate_passed": true, "tests": { "passed": 4, "failed": 0, "skipped": 1 },
-              "failures": [], "flaky": [{ "test_id": "tests/test_net.py::test_`retry`", "message": "flaky" }],
+              "failures": [], "flaky": [failure("tests/test_net.py::test_`retry`", "flaky", None)],
               "red_flags": [], "scope": { "verdict": "ok" }, "verdict": "green", "files_changed": 4 }
         ],
         "files_changed": diff.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),

@@ -6,8 +6,9 @@ use std::fmt::Write;
 use super::evidence::{shell_quote, Evidence};
 use super::evidence_md as md;
 use crate::artifacts::State;
+use crate::gate::{Failure, FailureOrigin};
 use crate::policy::task_scope::{dependency_changes, out_of_scope as outside};
-use crate::policy::{RiskLevel, ScopeAction};
+use crate::policy::{RiskLevel, ScopeAction, ScopeVerdict};
 use crate::spec::Dependencies;
 
 pub(super) fn summary(out: &mut String, e: &Evidence) {
@@ -52,7 +53,7 @@ pub(super) fn summary(out: &mut String, e: &Evidence) {
         out,
         "- Took {:.1}s; base {}\n",
         s.duration_s,
-        md::code(s.repo["base_commit"].as_str().unwrap_or(&e.spec.repo.base))
+        md::code(s.repo.base_commit.as_deref().unwrap_or(&e.spec.repo.base))
     );
 }
 
@@ -76,7 +77,11 @@ pub(super) fn limitations(out: &mut String, e: &Evidence) {
                 md::code(id_of(f))
             ));
         }
-        for f in a.failures.iter().filter(|f| f["origin"] == "preexisting") {
+        for f in a
+            .failures
+            .iter()
+            .filter(|f| f.origin == Some(FailureOrigin::Preexisting))
+        {
             items.push(format!(
                 "Pre-existing failure in attempt {}: {} fails on the base as well.",
                 a.n,
@@ -116,8 +121,8 @@ pub(super) fn limitations(out: &mut String, e: &Evidence) {
     out.push('\n');
 }
 
-fn id_of(f: &serde_json::Value) -> &str {
-    f["test_id"].as_str().or(f["file"].as_str()).unwrap_or("?")
+fn id_of(f: &Failure) -> &str {
+    f.test_id.as_deref().or(f.file.as_deref()).unwrap_or("?")
 }
 
 /// What the agent was told not to touch, and whether it did.
@@ -165,14 +170,10 @@ fn touched(e: &Evidence) -> Vec<String> {
     if ts.dependencies == Dependencies::Forbid {
         paths.extend(dependency_changes(&e.diff.files));
     }
-    let attempt_scope = e.summary.attempts.last().map(|a| &a.scope);
-    if let Some(v) = attempt_scope.filter(|v| v["verdict"] != "ok") {
-        let named = v["paths"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str());
-        paths.extend(named.map(String::from));
+    match e.summary.attempts.last().map(|a| &a.scope) {
+        Some(ScopeVerdict::NeedsHuman { paths: named, .. })
+        | Some(ScopeVerdict::Blocked { paths: named, .. }) => paths.extend(named.iter().cloned()),
+        _ => {}
     }
     let mut seen = Vec::new();
     paths.retain(|p| {
