@@ -13,8 +13,9 @@ say() { printf 'engine: %s\n' "$*" >&2; }
 
 engine_up() { docker info >/dev/null 2>&1; }
 
+# runsc with --host-uds=open: model egress binds a host unix socket into the sandbox.
 runsc_registered() {
-    docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'
+    docker info --format '{{json .Runtimes}}' 2>/dev/null | grep '"runsc"' | grep -q 'host-uds=open'
 }
 
 is_debian_root() {
@@ -27,7 +28,7 @@ engine: no Docker engine answers, and this is not Debian as root, so airlock wil
 engine: do this, then run `make engine` again:
   1. install Docker >= 20.10 (API 1.41) and gVisor's runsc;
   2. in /etc/docker/daemon.json add
-       "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}
+       "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--host-uds=open"]}}
   3. start dockerd (e.g. `systemctl start docker`) and check `docker info` answers.
 MSG
     exit 1
@@ -61,7 +62,7 @@ if os.path.exists(path):
     with open(path) as f:
         text = f.read().strip()
     cfg = json.loads(text) if text else {}
-want = {"path": sys.argv[1], "runtimeArgs": ["--network=none"]}
+want = {"path": sys.argv[1], "runtimeArgs": ["--network=none", "--host-uds=open"]}
 runtimes = cfg.setdefault("runtimes", {})
 if runtimes.get("runsc") != want:
     runtimes["runsc"] = want
@@ -108,7 +109,13 @@ main() {
     if engine_up; then
         if [ -n "$changed" ] || ! runsc_registered; then
             say "reloading dockerd to register runsc"
-            pkill -HUP -x dockerd || true
+            # Only the engine behind /var/run/docker.pid: other dockerds on the host (tests
+            # start their own) are not ours to reload. SIGHUP reloads runtimes; containers keep running.
+            if [ -r /var/run/docker.pid ]; then
+                kill -HUP "$(cat /var/run/docker.pid)" || true
+            else
+                pkill -HUP -x dockerd || true
+            fi
             sleep 2
         fi
     else

@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod daemon;
+pub mod egress;
 pub mod gate;
 pub mod judge;
 pub mod policy;

@@ -40,7 +40,7 @@ fn engine_setup_merges_runsc_into_daemon_json_and_keeps_the_rest() {
     assert_eq!(cfg["runtimes"]["kata"]["path"], "/opt/kata");
     assert_eq!(
         cfg["runtimes"]["runsc"]["runtimeArgs"],
-        serde_json::json!(["--network=none"])
+        serde_json::json!(["--network=none", "--host-uds=open"])
     );
     assert!(cfg["runtimes"]["runsc"]["path"]
         .as_str()

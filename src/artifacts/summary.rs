@@ -133,6 +133,10 @@ pub struct Summary {
     pub finished_at: String,
     pub duration_s: f64,
     pub artifacts: String,
+    /// Model egress: per provider requests, status counts, bytes, time, refused requests
+    /// (method and path). Absent when the task was granted no provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_traffic: Option<crate::egress::TrafficReport>,
 }
 
 impl Summary {
@@ -172,6 +176,7 @@ impl Summary {
             finished_at: now,
             duration_s: 0.0,
             artifacts,
+            model_traffic: None,
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Admission {
     pub limits: Limits,
     pub runtime: Runtime,
     pub run_gate: bool,
+    /// Model providers granted (each in the level's `models` and in `models.toml`), in the
+    /// order the task asked for them.
+    pub models: Vec<crate::egress::Provider>,
     /// Human-readable notes on which rule applied, for `policy check` and the evidence.
     pub rules: Vec<String>,
     /// The task's own `[scope]` (the level's file count is already tightened in `policy`).
@@ -108,6 +111,7 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
     }
     let runtime = runtime(&policy, spec.runtime.as_deref())?;
     let run_gate = gate(&policy, spec.gate.is_some())?;
+    let models = models(policies, &policy, &spec.agent.models, &mut rules)?;
     rules.push(format!(
         "{level} policy: checkout {:?}, gate {:?}, push {}",
         policy.checkout, policy.gate, policy.push
@@ -118,10 +122,42 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
         limits,
         runtime,
         run_gate,
+        models,
         rules,
         task_scope,
         risk: policies.risk.clone(),
     })
+}
+
+/// Every provider the task asks for must be granted by its level and defined by the operator.
+fn models(
+    p: &Policies,
+    policy: &LevelPolicy,
+    asked: &[String],
+    rules: &mut Vec<String>,
+) -> Result<Vec<crate::egress::Provider>, Refusal> {
+    let mut granted = Vec::new();
+    for name in asked {
+        if !policy.models.contains(name) {
+            return Err(refuse(
+                "model_not_allowed",
+                format!(
+                    "model provider `{name}` is not granted at {} (its level file's `models` = {:?})",
+                    policy.level, policy.models
+                ),
+            ));
+        }
+        let provider = p.models.as_ref().and_then(|m| m.providers.get(name));
+        let Some(provider) = provider else {
+            return Err(refuse(
+                "model_not_allowed",
+                format!("model provider `{name}` is not defined in models.toml"),
+            ));
+        };
+        rules.push(format!("model provider `{name}` granted at {}", policy.level));
+        granted.push(provider.clone());
+    }
+    Ok(granted)
 }
 
 fn check_source(

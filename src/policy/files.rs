@@ -91,13 +91,58 @@ fn build(
     for l in levels.values_mut().filter(|l| l.push) {
         l.push_config = push.clone();
     }
+    let models = match dir {
+        Some(d) => crate::egress::config::load(d).map_err(|e| PolicyError {
+            file: e.file,
+            field: e.field,
+            message: e.message,
+        })?,
+        None => None,
+    };
+    for l in levels.values() {
+        check_models(l, models.as_ref(), &display(&format!("{}.toml", l.level)))?;
+    }
     Ok(Policies {
         dir: dir.map(Path::to_path_buf),
         levels,
         operator,
         risk,
         push,
+        models,
     })
+}
+
+/// Every provider a level grants must be defined in `models.toml`.
+fn check_models(
+    l: &LevelPolicy,
+    models: Option<&crate::egress::ModelsConfig>,
+    file: &str,
+) -> Result<(), PolicyError> {
+    let c = Ctx { file };
+    for (i, name) in l.models.iter().enumerate() {
+        let field = format!("models[{i}]");
+        match models {
+            None => {
+                return Err(c.err(
+                    &field,
+                    format!("grants `{name}` but there is no models.toml beside the level files"),
+                ))
+            }
+            Some(m) if !m.providers.contains_key(name) => {
+                let known: Vec<&str> = m.providers.keys().map(String::as_str).collect();
+                return Err(c.err(
+                    &field,
+                    format!(
+                        "`{name}` is not a provider in {}; defined: {}",
+                        m.file,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The optional `push.toml` (there are no embedded defaults: without it nothing pushes).
@@ -139,6 +184,8 @@ struct RawLevel {
     runtime: RawRuntime,
     limits: RawLimits,
     scope: RawScope,
+    #[serde(default)]
+    models: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +384,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         limits: limits(&c, raw.limits)?,
         scope: scope(&c, raw.scope)?,
         stop_high_risk: raw.stop_high_risk,
+        models: raw.models,
         push_config: None,
     })
 }

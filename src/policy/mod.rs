@@ -130,6 +130,8 @@ pub struct LevelPolicy {
     /// A green task whose change classifies `high` stops `needs_human` / `high_risk` before
     /// it pushes (only levels that push may set it).
     pub stop_high_risk: bool,
+    /// Model providers (from `models.toml`) tasks at this level may use.
+    pub models: Vec<String>,
     /// The operator's `push.toml`, attached only to levels with `push = true`: a level that may
     /// not push cannot even reach the token provider's configuration.
     #[serde(skip)]
@@ -163,6 +165,8 @@ pub struct Policies {
     /// `push.toml` (optional; without it no task pushes).
     #[serde(skip)]
     pub push: Option<crate::push::PushConfig>,
+    /// `models.toml` (optional; without it no task reaches a model).
+    pub models: Option<crate::egress::ModelsConfig>,
 }
 
 impl Policies {

@@ -24,6 +24,8 @@ pub mod record;
 pub mod token;
 mod url;
 
+pub use url::check_api_url;
+
 pub use config::{parse, ConfigError, Forge, PrConfig, Provider, PushConfig, Remote};
 pub use error::{MintError, PushError};
 pub use flow::{Job, Report};

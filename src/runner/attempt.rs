@@ -43,6 +43,8 @@ pub struct TaskRun {
     pub(super) last_diff: Diff,
     /// The tree of each attempt's result, to compare attempts with each other.
     pub(super) trees: Vec<String>,
+    /// Model egress (proxies on the host), when the task was granted providers.
+    pub(super) egress: Option<crate::egress::Egress>,
 }
 
 impl TaskRun {
@@ -71,6 +73,9 @@ impl TaskRun {
             ));
         }
         airlock.write_packet(&spec, &task_id, adm.level.as_str(), &ws.base_commit)?;
+        let egress = super::model_egress::start(&ws.root, &airlock, &adm).map_err(|e| {
+            ArtifactError::io("start model egress in", &ws.root)(std::io::Error::other(e))
+        })?;
         events.emit("admitted", json!({ "level": adm.level, "runtime": adm.runtime, "limits": adm.limits, "rules": adm.rules }));
         events.emit(
             "prepared",
@@ -94,6 +99,11 @@ impl TaskRun {
             last_failures: Vec::new(),
             last_diff: Diff::default(),
             trees: Vec::new(),
+            egress,
+        })
+        .map(|mut t| {
+            t.emit_egress_started();
+            t
         })
     }
 
@@ -116,6 +126,13 @@ impl TaskRun {
                 self.events
                     .emit("error", json!({ "message": e.to_string() }));
                 return (State::Error, Reason::EngineError, Some(e.to_string()));
+            }
+            if let Some(why) = self.model_budget_exhausted() {
+                if let Some(a) = self.attempts.last_mut() {
+                    a.verdict = "stop".into();
+                }
+                let reason = super::model_egress::MODEL_BUDGET_EXHAUSTED;
+                return (State::NeedsHuman, reason.into(), Some(why));
             }
             let verdict = judge(&self.facts, self.budget());
             let verdict_name = match &verdict {
@@ -292,6 +309,7 @@ impl TaskRun {
 
     /// Remove every container of this task (whatever happened) and tear the workspace down.
     pub async fn finish(&mut self, keep: bool) {
+        self.stop_egress();
         let (_, err) = self.engine.sweep(Some((LABEL_TASK, &self.task_id))).await;
         if let Some(e) = err {
             tracing::warn!(error = %e, "sweep of the task's containers failed");

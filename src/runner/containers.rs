@@ -39,7 +39,7 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<Ran, SandboxError> {
         let read_only = self.adm.policy.checkout == Checkout::ReadOnly;
-        let mounts = vec![
+        let mut mounts = vec![
             MountPlan {
                 source: self.ws.work_tree.clone(),
                 target: "/workspace".into(),
@@ -56,7 +56,8 @@ impl TaskRun {
                 read_only: false,
             },
         ];
-        let argv = self.spec.agent.command.clone();
+        mounts.extend(self.egress_mount());
+        let (argv, _) = self.agent_argv_env();
         let image = self.spec.agent.image.clone();
         self.progress
             .phase("agent", &format!("attempt {n}: {}", argv.join(" ")));
@@ -69,7 +70,12 @@ impl TaskRun {
             mounts,
             parse: false,
         };
-        let ran = self.run_container(job, cancel).await?;
+        let (cancel, link) = self.agent_cancel(cancel);
+        let ran = self.run_container(job, &cancel).await;
+        if let Some(link) = link {
+            link.abort();
+        }
+        let ran = ran?;
         self.write_log("agent", n, &[&ran]);
         Ok(ran)
     }
@@ -143,6 +149,9 @@ impl TaskRun {
         env.push(("AIRLOCK_ATTEMPT".into(), job.attempt.to_string()));
         env.push(("AIRLOCK_LEVEL".into(), self.adm.level.to_string()));
         env.push(("AIRLOCK_ROLE".into(), job.role.into()));
+        if job.role == "agent" {
+            env.extend(self.agent_argv_env().1);
+        }
         ContainerPlan {
             name: format!(
                 "airlock-{}-{}{}-{}-{}",

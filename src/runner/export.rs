@@ -19,6 +19,7 @@ mod evidence;
 #[cfg(test)]
 mod evidence_golden;
 mod evidence_md;
+mod evidence_models;
 mod evidence_sections;
 mod scan;
 
@@ -33,6 +34,9 @@ impl TaskRun {
     ) -> Summary {
         let mut summary = self.summary(state, reason, message);
         let mut held = Held::default();
+        for key in self.egress.iter().flat_map(|e| e.keys()) {
+            held.add(key);
+        }
         match self.export_files(&mut summary) {
             Ok(exported) => {
                 let before = summary.state;
@@ -191,6 +195,7 @@ impl TaskRun {
             finished_at: now_rfc3339(),
             duration_s: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             artifacts: self.artifacts.dir.display().to_string(),
+            model_traffic: self.model_traffic(),
         }
     }
 

@@ -8,6 +8,7 @@ mod context_scope;
 mod export;
 mod gate_run;
 pub mod ids;
+pub mod model_egress;
 mod progress;
 mod push_step;
 mod risk_step;

@@ -3,6 +3,7 @@
 //! Parsing fails closed: unknown keys are errors, and every message names the file and the field
 //! and says what would be accepted. Relative paths are relative to the spec file.
 
+mod agent_models;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -68,8 +69,15 @@ pub struct RepoSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentSpec {
     pub image: String,
+    /// The argv; empty when a preset builds it at run time.
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Model providers asked for (`[agent] models`); admission checks the level grants them.
+    pub models: Vec<String>,
+    /// `[agent] preset`: a known agent CLI (uses the first of `models`).
+    pub preset: Option<crate::egress::preset::Preset>,
+    /// `[agent] model`: the model a preset asks for.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -51,10 +51,17 @@ pub struct RawIssue {
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
     pub image: String,
-    pub command: Vec<String>,
+    pub command: Option<Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub runtime: Option<String>,
+    /// Model providers the agent asks for (granted by the level and `models.toml`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// A known agent CLI whose headless argv airlock builds (instead of `command`).
+    pub preset: Option<String>,
+    /// The model a preset asks its provider for.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

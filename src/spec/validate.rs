@@ -206,14 +206,40 @@ impl Validator<'_> {
 
     fn agent(&self, a: RawAgent) -> Result<(AgentSpec, Option<String>), SpecError> {
         valid_image(&a.image).map_err(|m| self.err("agent.image", m))?;
-        valid_argv(&a.command).map_err(|m| self.err("agent.command", m))?;
         self.env(&a.env)?;
         let runtime = a.runtime.map(|r| self.runtime(r)).transpose()?;
+        let models = super::agent_models::models(&a.models).map_err(|m| self.err("agent.models", m))?;
+        let preset = a
+            .preset
+            .as_deref()
+            .map(|p| super::agent_models::preset(p, &models).map_err(|m| self.err("agent.preset", m)))
+            .transpose()?;
+        let command = match (a.command, preset) {
+            (Some(_), Some(_)) => {
+                return Err(self.err("agent.command", "give either `command` or `preset`, not both"))
+            }
+            (None, None) => {
+                return Err(self.err("agent.command", "is missing; give an argv, or a `preset`"))
+            }
+            (Some(c), None) => c,
+            (None, Some(_)) => Vec::new(),
+        };
+        if preset.is_none() {
+            valid_argv(&command).map_err(|m| self.err("agent.command", m))?;
+        }
+        let model = a
+            .model
+            .map(|m| super::agent_models::model(&m, preset.is_some()).map(|_| m))
+            .transpose()
+            .map_err(|m| self.err("agent.model", m))?;
         Ok((
             AgentSpec {
                 image: a.image,
-                command: a.command,
+                command,
                 env: a.env,
+                models,
+                preset,
+                model,
             },
             runtime,
         ))

@@ -35,6 +35,7 @@ pub fn render(e: &Evidence) -> String {
     sections::out_of_scope(&mut md, e);
     red_flags(&mut md, e.summary);
     sections::risk(&mut md, e);
+    super::evidence_models::section(&mut md, e.summary);
     sections::rollback(&mut md, e);
     reproduce(&mut md, e.spec, e.summary);
     sections::footer(&mut md, e);
