@@ -9,17 +9,30 @@ const SOURCE: &str = "src/bin/airlock-forward.rs";
 fn main() {
     println!("cargo:rerun-if-changed={SOURCE}");
     println!("cargo:rerun-if-changed=build.rs");
-    let (Some(out_dir), Ok(target)) = (std::env::var_os("OUT_DIR"), std::env::var("TARGET"))
-    else {
+    let (Some(out_dir), Ok(target)) = (std::env::var_os("OUT_DIR"), std::env::var("TARGET")) else {
         eprintln!("build.rs: OUT_DIR and TARGET must be set by cargo");
         exit(1);
     };
     let out = PathBuf::from(out_dir).join("airlock-forward");
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let status = Command::new(rustc)
-        .args(["--edition", "2021", "--crate-type", "bin", "--crate-name", "airlock_forward"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "--crate-name",
+            "airlock_forward",
+        ])
         .args(["-C", "opt-level=2", "-C", "target-feature=+crt-static"])
-        .args(["-C", "strip=symbols", "-C", "panic=abort", "--target", &target])
+        .args([
+            "-C",
+            "strip=symbols",
+            "-C",
+            "panic=abort",
+            "--target",
+            &target,
+        ])
         .arg("-o")
         .arg(&out)
         .arg(SOURCE)

@@ -166,7 +166,10 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<ModelsConfig, ConfigE
     for (i, p) in raw.provider.into_iter().enumerate() {
         let p = c.provider(i, p, dir)?;
         if providers.contains_key(&p.name) {
-            return Err(c.err(&format!("provider[{i}].name"), format!("`{}` is defined twice", p.name)));
+            return Err(c.err(
+                &format!("provider[{i}].name"),
+                format!("`{}` is defined twice", p.name),
+            ));
         }
         providers.insert(p.name.clone(), p);
     }
@@ -224,8 +227,11 @@ impl Ctx<'_> {
                 KeySource::File(key_file(&dir.join(path)).map_err(|m| self.err(&f("key_file"), m))?)
             }
             (None, Some(argv)) => {
-                if argv.first().is_none_or(|a| a.trim().is_empty()) {
-                    return Err(self.err(&f("key_command"), "is an empty argv; give the program and its arguments"));
+                if argv.first().map_or(true, |a| a.trim().is_empty()) {
+                    return Err(self.err(
+                        &f("key_command"),
+                        "is an empty argv; give the program and its arguments",
+                    ));
                 }
                 KeySource::Command(argv)
             }
@@ -243,7 +249,9 @@ impl Ctx<'_> {
             .routes
             .iter()
             .enumerate()
-            .map(|(j, r)| Route::parse(r).map_err(|m| self.err(&format!("provider[{i}].routes[{j}]"), m)))
+            .map(|(j, r)| {
+                Route::parse(r).map_err(|m| self.err(&format!("provider[{i}].routes[{j}]"), m))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let budget = self.budget(i, p.budget)?;
         Ok(Provider {
@@ -314,7 +322,9 @@ fn upstream(url: &str) -> Result<Upstream, String> {
     };
     let (host, port) = split_authority(authority, if https { 443 } else { 80 })?;
     if path.contains("..") || path.contains("//") || path.contains('%') {
-        return Err(format!("`{url}` has an unusual path; give an origin and a plain base path"));
+        return Err(format!(
+            "`{url}` has an unusual path; give an origin and a plain base path"
+        ));
     }
     Ok(Upstream {
         https,

@@ -51,7 +51,8 @@ pub fn read(provider: &str, source: &KeySource) -> Result<SecretString, KeyError
 
 /// The mode is checked again at read time: it may have changed since the policies loaded.
 fn from_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("key_file `{}`: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("key_file `{}`: {e}", path.display()))?;
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
             "key_file `{}` has mode {:04o}; it must be readable by its owner only (chmod 600)",
@@ -122,7 +123,9 @@ mod tests {
         let k = read("anthropic", &KeySource::File(p.clone())).unwrap();
         assert_eq!(k.expose_secret(), "sk-real-key-123");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read("anthropic", &KeySource::File(p)).unwrap_err().to_string();
+        let e = read("anthropic", &KeySource::File(p))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("0644") && e.contains("anthropic"), "{e}");
         assert!(!e.contains("sk-real"), "{e}");
     }

@@ -95,7 +95,10 @@ pub fn contract_env(grants: &[Grant]) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for g in grants {
         env.push((format!("AIRLOCK_MODEL_{}_URL", g.env_name), g.url()));
-        env.push((format!("AIRLOCK_MODEL_{}_KEY", g.env_name), g.placeholder.clone()));
+        env.push((
+            format!("AIRLOCK_MODEL_{}_KEY", g.env_name),
+            g.placeholder.clone(),
+        ));
     }
     env
 }
@@ -124,12 +127,18 @@ pub struct Egress {
 impl Egress {
     /// Read each provider's key, write the forwarder and start one proxy per provider, each on
     /// `dir/<name>.sock` (owned by the sandbox uid, mode 0600).
-    pub fn start(dir: &Path, providers: &[Provider], grants: Vec<Grant>) -> Result<Egress, EgressError> {
+    pub fn start(
+        dir: &Path,
+        providers: &[Provider],
+        grants: Vec<Grant>,
+    ) -> Result<Egress, EgressError> {
         std::fs::create_dir_all(dir).map_err(io("create dir", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io("chmod", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("chmod", dir))?;
         let fwd = dir.join("airlock-forward");
         std::fs::write(&fwd, FORWARDER).map_err(io("write", &fwd))?;
-        std::fs::set_permissions(&fwd, std::fs::Permissions::from_mode(0o555)).map_err(io("chmod", &fwd))?;
+        std::fs::set_permissions(&fwd, std::fs::Permissions::from_mode(0o555))
+            .map_err(io("chmod", &fwd))?;
         let traffic = Traffic::new();
         let stop = CancellationToken::new();
         let mut keys = Vec::new();
@@ -141,8 +150,14 @@ impl Egress {
             let listener = tokio::net::UnixListener::bind(&sock).map_err(io("listen on", &sock))?;
             let uid = Some(crate::sandbox::hardening::SANDBOX_UID);
             std::os::unix::fs::chown(&sock, uid, uid).map_err(io("chown", &sock))?;
-            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod", &sock))?;
-            let proxy = Arc::new(proxy::ProviderProxy::new(p.clone(), key, g.placeholder.clone(), traffic.clone()));
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+                .map_err(io("chmod", &sock))?;
+            let proxy = Arc::new(proxy::ProviderProxy::new(
+                p.clone(),
+                key,
+                g.placeholder.clone(),
+                traffic.clone(),
+            ));
             tokio::spawn(proxy.serve(listener, stop.clone()));
         }
         Ok(Egress {

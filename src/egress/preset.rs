@@ -66,7 +66,16 @@ pub fn build(preset: Preset, model: Option<&str>, grant: &Grant, prompt: &str) -
     let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
     match preset {
         Preset::Codex => {
-            let mut argv = s(&["codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--color", "never", "-C", "/workspace"]);
+            let mut argv = s(&[
+                "codex",
+                "exec",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--color",
+                "never",
+                "-C",
+                "/workspace",
+            ]);
             for c in [
                 "model_provider=\"airlock\"".to_string(),
                 "model_providers.airlock.name=\"airlock\"".to_string(),
@@ -90,7 +99,13 @@ pub fn build(preset: Preset, model: Option<&str>, grant: &Grant, prompt: &str) -
             }
         }
         Preset::ClaudeCode => {
-            let mut argv = s(&["claude", "-p", "--output-format", "text", "--dangerously-skip-permissions"]);
+            let mut argv = s(&[
+                "claude",
+                "-p",
+                "--output-format",
+                "text",
+                "--dangerously-skip-permissions",
+            ]);
             if let Some(m) = model {
                 argv.extend(["--model".to_string(), m.to_string()]);
             }
@@ -201,9 +216,15 @@ mod tests {
     fn codex_uses_a_responses_provider_on_the_forwarder() {
         let r = build(Preset::Codex, Some("gpt-5"), &grant(), "do it");
         assert_eq!(&r.argv[..2], ["codex", "exec"]);
-        assert!(r.argv.contains(&"model_providers.airlock.wire_api=\"responses\"".to_string()));
-        assert!(r.argv.contains(&"model_providers.airlock.base_url=\"http://127.0.0.1:41100/v1\"".to_string()));
-        assert!(r.argv.contains(&"model_providers.airlock.env_key=\"AIRLOCK_MODEL_OPENAI_KEY\"".to_string()));
+        assert!(r
+            .argv
+            .contains(&"model_providers.airlock.wire_api=\"responses\"".to_string()));
+        assert!(r.argv.contains(
+            &"model_providers.airlock.base_url=\"http://127.0.0.1:41100/v1\"".to_string()
+        ));
+        assert!(r
+            .argv
+            .contains(&"model_providers.airlock.env_key=\"AIRLOCK_MODEL_OPENAI_KEY\"".to_string()));
         assert!(r.argv.windows(2).any(|w| w == ["-m", "gpt-5"]));
         assert_eq!(r.argv.last().map(String::as_str), Some("do it"));
     }
@@ -211,24 +232,43 @@ mod tests {
     #[test]
     fn claude_code_maps_base_url_and_key_and_turns_traffic_off() {
         let r = build(Preset::ClaudeCode, None, &grant(), "p");
-        assert_eq!(env(&r, "ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:41100"));
+        assert_eq!(
+            env(&r, "ANTHROPIC_BASE_URL"),
+            Some("http://127.0.0.1:41100")
+        );
         assert_eq!(env(&r, "ANTHROPIC_API_KEY"), Some("sk-airlock-ph"));
-        assert_eq!(env(&r, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), Some("1"));
+        assert_eq!(
+            env(&r, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"),
+            Some("1")
+        );
         assert!(r.argv.contains(&"-p".to_string()));
     }
 
     #[test]
     fn aider_gemini_opencode_map_their_own_variables() {
         let a = build(Preset::Aider, None, &grant(), "p");
-        assert_eq!(env(&a, "OPENAI_API_BASE"), Some("http://127.0.0.1:41100/v1"));
+        assert_eq!(
+            env(&a, "OPENAI_API_BASE"),
+            Some("http://127.0.0.1:41100/v1")
+        );
         assert!(a.argv.contains(&"--no-check-update".to_string()));
         let g = build(Preset::Gemini, None, &grant(), "p");
-        assert_eq!(env(&g, "GOOGLE_GEMINI_BASE_URL"), Some("http://127.0.0.1:41100"));
+        assert_eq!(
+            env(&g, "GOOGLE_GEMINI_BASE_URL"),
+            Some("http://127.0.0.1:41100")
+        );
         assert_eq!(env(&g, "GEMINI_API_KEY"), Some("sk-airlock-ph"));
         let o = build(Preset::Opencode, Some("m1"), &grant(), "p");
-        let cfg: serde_json::Value = serde_json::from_str(env(&o, "OPENCODE_CONFIG_CONTENT").unwrap()).unwrap();
-        assert_eq!(cfg["provider"]["airlock"]["options"]["baseURL"], "http://127.0.0.1:41100/v1");
-        assert_eq!(cfg["provider"]["airlock"]["options"]["apiKey"], "{env:AIRLOCK_MODEL_OPENAI_KEY}");
+        let cfg: serde_json::Value =
+            serde_json::from_str(env(&o, "OPENCODE_CONFIG_CONTENT").unwrap()).unwrap();
+        assert_eq!(
+            cfg["provider"]["airlock"]["options"]["baseURL"],
+            "http://127.0.0.1:41100/v1"
+        );
+        assert_eq!(
+            cfg["provider"]["airlock"]["options"]["apiKey"],
+            "{env:AIRLOCK_MODEL_OPENAI_KEY}"
+        );
         assert_eq!(cfg["model"], "airlock/m1");
     }
 

@@ -75,7 +75,12 @@ struct Refusal {
 }
 
 impl ProviderProxy {
-    pub fn new(provider: Provider, key: SecretString, placeholder: String, traffic: Traffic) -> Self {
+    pub fn new(
+        provider: Provider,
+        key: SecretString,
+        placeholder: String,
+        traffic: Traffic,
+    ) -> Self {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -124,19 +129,37 @@ impl ProviderProxy {
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
         if let Err(r) = self.screen(req.method(), req.uri(), req.headers()) {
-            self.traffic
-                .refuse(&self.provider.name, &method, &path, r.status.as_u16(), r.why);
-            return Ok(json_reply(r.status, r.why, &r.message, &self.allowed_list()));
+            self.traffic.refuse(
+                &self.provider.name,
+                &method,
+                &path,
+                r.status.as_u16(),
+                r.why,
+            );
+            return Ok(json_reply(
+                r.status,
+                r.why,
+                &r.message,
+                &self.allowed_list(),
+            ));
         }
         Ok(match self.forward(req).await {
             Ok(resp) => resp,
             Err(r) => {
-                self.traffic
-                    .refuse(&self.provider.name, &method, &path, r.status.as_u16(), r.why);
+                self.traffic.refuse(
+                    &self.provider.name,
+                    &method,
+                    &path,
+                    r.status.as_u16(),
+                    r.why,
+                );
                 json_reply(r.status, r.why, &r.message, &[])
             }
         })
@@ -148,9 +171,19 @@ impl ProviderProxy {
 
     /// Everything decided from the request line and headers, before a byte goes upstream.
     fn screen(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
-        let refuse = |status, why, message: String| Err(Refusal { status, why, message });
+        let refuse = |status, why, message: String| {
+            Err(Refusal {
+                status,
+                why,
+                message,
+            })
+        };
         if method == Method::CONNECT {
-            return refuse(StatusCode::FORBIDDEN, "connect", "CONNECT is not allowed; this proxy forwards the model API only".into());
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "connect",
+                "CONNECT is not allowed; this proxy forwards the model API only".into(),
+            );
         }
         if uri.scheme().is_some() || uri.authority().is_some() {
             return refuse(StatusCode::FORBIDDEN, "absolute_form", "absolute-form request targets are not allowed; the upstream is fixed by the operator".into());
@@ -172,7 +205,14 @@ impl ProviderProxy {
             );
         }
         if !presents_placeholder(headers, &self.placeholder) {
-            return refuse(StatusCode::UNAUTHORIZED, "no_task_key", format!("missing or wrong key; send $AIRLOCK_MODEL_{}_KEY", self.provider.env_name()));
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "no_task_key",
+                format!(
+                    "missing or wrong key; send $AIRLOCK_MODEL_{}_KEY",
+                    self.provider.env_name()
+                ),
+            );
         }
         Ok(())
     }
@@ -186,10 +226,16 @@ impl ProviderProxy {
         })
     }
 
-    async fn forward(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+    async fn forward(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let budget = &self.provider.budget;
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, budget.request_bytes as usize).collect().await {
+        let body = match Limited::new(body, budget.request_bytes as usize)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 self.exhaust(format!(
@@ -198,9 +244,18 @@ impl ProviderProxy {
                 ))?;
                 return Err(bad_gateway("unreachable".into()));
             }
-            Err(e) => return Err(Refusal { status: StatusCode::BAD_REQUEST, why: "bad_body", message: format!("cannot read the request body: {e}") }),
+            Err(e) => {
+                return Err(Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    why: "bad_body",
+                    message: format!("cannot read the request body: {e}"),
+                })
+            }
         };
-        if let Err(why) = self.traffic.begin(&self.provider.name, budget, body.len() as u64) {
+        if let Err(why) = self
+            .traffic
+            .begin(&self.provider.name, budget, body.len() as u64)
+        {
             self.exhaust(why)?;
         }
         let upstream = self.upstream_request(&parts, body)?;
@@ -209,18 +264,31 @@ impl ProviderProxy {
         let resp = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(bad_gateway(format!("upstream request failed: {e}"))),
-            Err(_) => return Err(bad_gateway("upstream sent no response headers within the idle timeout".into())),
+            Err(_) => {
+                return Err(bad_gateway(
+                    "upstream sent no response headers within the idle timeout".into(),
+                ))
+            }
         };
-        self.traffic.status(&self.provider.name, resp.status().as_u16());
+        self.traffic
+            .status(&self.provider.name, resp.status().as_u16());
         let (mut rparts, rbody) = resp.into_parts();
         strip(&mut rparts.headers);
         let metered = Metered::new(rbody, self.clone(), started);
         Ok(Response::from_parts(rparts, metered.boxed()))
     }
 
-    fn upstream_request(&self, parts: &hyper::http::request::Parts, body: Bytes) -> Result<Request<Full<Bytes>>, Refusal> {
+    fn upstream_request(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, Refusal> {
         let u = &self.provider.upstream;
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let scheme = if u.https { "https" } else { "http" };
         let uri: Uri = format!("{scheme}://{}:{}{}{pq}", u.host, u.port, u.base_path)
             .parse()
@@ -249,7 +317,8 @@ impl ProviderProxy {
             AuthStyle::Bearer => ("authorization", format!("Bearer {key}")),
             AuthStyle::XGoogApiKey => ("x-goog-api-key", key.to_string()),
         };
-        let mut value = HeaderValue::from_str(&text).map_err(|_| "the key is not a valid header value".to_string())?;
+        let mut value = HeaderValue::from_str(&text)
+            .map_err(|_| "the key is not a valid header value".to_string())?;
         value.set_sensitive(true);
         Ok((HeaderName::from_static(name), value))
     }
@@ -304,7 +373,12 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A JSON error body both Anthropic- and OpenAI-style clients show: what happened and what is
 /// allowed.
-fn json_reply(status: StatusCode, why: &str, message: &str, allowed: &[String]) -> Response<ProxyBody> {
+fn json_reply(
+    status: StatusCode,
+    why: &str,
+    message: &str,
+    allowed: &[String],
+) -> Response<ProxyBody> {
     let body = serde_json::json!({
         "type": "error",
         "error": { "type": format!("airlock_{why}"), "code": why, "message": message, "allowed": allowed },
@@ -335,7 +409,13 @@ struct Metered {
 impl Metered {
     fn new(inner: Incoming, proxy: Arc<ProviderProxy>, started: Instant) -> Self {
         let idle = Box::pin(tokio::time::sleep(proxy.provider.budget.idle_timeout));
-        Metered { inner, proxy, started, idle, seen: 0 }
+        Metered {
+            inner,
+            proxy,
+            started,
+            idle,
+            seen: 0,
+        }
     }
 
     fn count(&mut self, n: u64) -> Result<(), String> {
@@ -356,7 +436,10 @@ impl Body for Metered {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
@@ -384,7 +467,9 @@ impl Body for Metered {
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        self.proxy.traffic.time(&self.proxy.provider.name, self.started.elapsed());
+        self.proxy
+            .traffic
+            .time(&self.proxy.provider.name, self.started.elapsed());
     }
 }
 

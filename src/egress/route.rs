@@ -38,7 +38,9 @@ impl Route {
         let prefix = prefix.trim();
         clean_path(prefix).map_err(|m| format!("`{prefix}`: {m}"))?;
         if prefix.contains('?') {
-            return Err(format!("`{prefix}`: a route is a path prefix, without a query"));
+            return Err(format!(
+                "`{prefix}`: a route is a path prefix, without a query"
+            ));
         }
         Ok(Route {
             method: method.into(),
@@ -72,7 +74,10 @@ pub fn clean_path(path: &str) -> Result<(), String> {
     if path.len() > MAX_TARGET {
         return Err(format!("is longer than {MAX_TARGET} bytes"));
     }
-    if path.chars().any(|c| c.is_control() || c == '\\' || c == ' ') {
+    if path
+        .chars()
+        .any(|c| c.is_control() || c == '\\' || c == ' ')
+    {
         return Err("holds control characters, spaces or backslashes".into());
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
@@ -85,7 +90,10 @@ pub fn clean_path(path: &str) -> Result<(), String> {
         return Err("holds empty, `.` or `..` segments".into());
     }
     let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|p| lower.contains(p)) {
+    if ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
         return Err("holds percent-encoded dots, slashes or NULs".into());
     }
     Ok(())
@@ -116,7 +124,14 @@ mod tests {
 
     #[test]
     fn bad_routes_are_refused() {
-        for bad in ["CONNECT /", "TRACE /x", "POST v1", "POST", "POST /a/../b", "POST /a?b=1"] {
+        for bad in [
+            "CONNECT /",
+            "TRACE /x",
+            "POST v1",
+            "POST",
+            "POST /a/../b",
+            "POST /a?b=1",
+        ] {
             assert!(Route::parse(bad).is_err(), "{bad}");
         }
     }

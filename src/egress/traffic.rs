@@ -119,7 +119,10 @@ impl Traffic {
         let mut g = self.lock();
         let p = g.report.providers.entry(provider.into()).or_default();
         if p.requests >= budget.requests {
-            return Err(format!("model provider `{provider}`: request budget of {} spent", budget.requests));
+            return Err(format!(
+                "model provider `{provider}`: request budget of {} spent",
+                budget.requests
+            ));
         }
         if p.bytes_up + p.bytes_down + up > budget.total_bytes {
             return Err(over_total(provider, budget));
@@ -156,7 +159,8 @@ impl Traffic {
 
     /// Record a refused request (method and path only; the path is capped and neutralised).
     pub fn refuse(&self, provider: &str, method: &str, path: &str, status: u16, why: &str) {
-        let path = crate::artifacts::neutralise(&path.chars().take(MAX_PATH_KEPT).collect::<String>());
+        let path =
+            crate::artifacts::neutralise(&path.chars().take(MAX_PATH_KEPT).collect::<String>());
         let method = crate::artifacts::neutralise(&method.chars().take(16).collect::<String>());
         tracing::warn!(provider, %method, %path, status, why, "model proxy refused a request");
         let mut g = self.lock();
@@ -196,7 +200,10 @@ mod tests {
         assert!(t.down("a", &b, 50).is_ok());
         assert!(t.begin("a", &b, 50).unwrap_err().contains("total bytes"));
         assert!(t.begin("a", &b, 10).is_ok());
-        assert!(t.begin("a", &b, 1).unwrap_err().contains("request budget of 2"));
+        assert!(t
+            .begin("a", &b, 1)
+            .unwrap_err()
+            .contains("request budget of 2"));
         assert!(t.exhausted().is_none());
         t.exhaust("x".into());
         t.exhaust("y".into());
@@ -210,7 +217,13 @@ mod tests {
     #[test]
     fn refused_paths_are_capped_and_neutralised() {
         let t = Traffic::new();
-        t.refuse("a", "GET", &format!("/x\u{1b}[31m{}", "y".repeat(500)), 403, "route");
+        t.refuse(
+            "a",
+            "GET",
+            &format!("/x\u{1b}[31m{}", "y".repeat(500)),
+            403,
+            "route",
+        );
         let r = t.report();
         let p = &r.providers["a"].refused[0];
         assert!(!p.path.contains('\u{1b}'));

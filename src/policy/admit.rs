@@ -154,7 +154,10 @@ fn models(
                 format!("model provider `{name}` is not defined in models.toml"),
             ));
         };
-        rules.push(format!("model provider `{name}` granted at {}", policy.level));
+        rules.push(format!(
+            "model provider `{name}` granted at {}",
+            policy.level
+        ));
         granted.push(provider.clone());
     }
     Ok(granted)

@@ -135,7 +135,11 @@ fn check_models(
                     format!(
                         "`{name}` is not a provider in {}; defined: {}",
                         m.file,
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 ));
             }

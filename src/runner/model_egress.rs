@@ -26,7 +26,8 @@ pub(super) fn start(
     }
     // The mount point inside the read-only /airlock; only the agent gets something mounted on it.
     let mountpoint = airlock.dir.join("model");
-    std::fs::create_dir_all(&mountpoint).map_err(|e| format!("create {}: {e}", mountpoint.display()))?;
+    std::fs::create_dir_all(&mountpoint)
+        .map_err(|e| format!("create {}: {e}", mountpoint.display()))?;
     let names: Vec<String> = adm.models.iter().map(|p| p.name.clone()).collect();
     let grants = egress::plan_grants(&names);
     Egress::start(&root.join("model"), &adm.models, grants)
@@ -63,13 +64,19 @@ impl TaskRun {
             .iter()
             .map(|g| json!({ "provider": g.name, "url": g.url() }))
             .collect();
-        self.events.emit("model_egress", json!({ "providers": providers }));
+        self.events
+            .emit("model_egress", json!({ "providers": providers }));
     }
 
     /// The agent's argv and its model env for attempt `n` (the prompt was written already).
     pub(super) fn agent_argv_env(&self) -> (Vec<String>, Vec<(String, String)>) {
-        let grants = self.egress.as_ref().map(|e| e.grants.as_slice()).unwrap_or(&[]);
-        let prompt = std::fs::read_to_string(self.airlock.dir.join("prompt.md")).unwrap_or_default();
+        let grants = self
+            .egress
+            .as_ref()
+            .map(|e| e.grants.as_slice())
+            .unwrap_or(&[]);
+        let prompt =
+            std::fs::read_to_string(self.airlock.dir.join("prompt.md")).unwrap_or_default();
         agent_run(&self.spec, grants, &prompt)
     }
 
@@ -129,13 +136,21 @@ mod tests {
             std::path::Path::new("/t/task.toml"),
         )
         .unwrap();
-        assert_eq!(agent_run(&spec, &[], "p"), (vec!["a".into(), "b".into()], vec![]));
+        assert_eq!(
+            agent_run(&spec, &[], "p"),
+            (vec!["a".into(), "b".into()], vec![])
+        );
         let grants = egress::plan_grants(&["anthropic".into()]);
         let (argv, env) = agent_run(&spec, &grants, "p");
         assert_eq!(argv[0], egress::FORWARDER_PATH);
         assert_eq!(&argv[argv.len() - 3..], ["--", "a", "b"]);
         assert!(argv.contains(&"41100=/airlock/model/anthropic.sock".to_string()));
-        assert!(env.contains(&("AIRLOCK_MODEL_ANTHROPIC_URL".into(), "http://127.0.0.1:41100".into())));
-        assert!(env.iter().any(|(k, v)| k == "AIRLOCK_MODEL_ANTHROPIC_KEY" && v.starts_with("sk-airlock-")));
+        assert!(env.contains(&(
+            "AIRLOCK_MODEL_ANTHROPIC_URL".into(),
+            "http://127.0.0.1:41100".into()
+        )));
+        assert!(env
+            .iter()
+            .any(|(k, v)| k == "AIRLOCK_MODEL_ANTHROPIC_KEY" && v.starts_with("sk-airlock-")));
     }
 }

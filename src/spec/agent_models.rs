@@ -8,7 +8,8 @@ pub fn models(names: &[String]) -> Result<Vec<String>, String> {
     for n in names {
         let ok = n.len() <= 32
             && n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !ok {
             return Err(format!("`{n}` is not a provider name ([a-z][a-z0-9_]*)"));
         }
@@ -24,7 +25,10 @@ pub fn models(names: &[String]) -> Result<Vec<String>, String> {
 pub fn preset(name: &str, models: &[String]) -> Result<Preset, String> {
     let accepted: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
     let p = Preset::parse(name).ok_or_else(|| {
-        format!("`{name}` is not a preset; accepted: {}", accepted.join(", "))
+        format!(
+            "`{name}` is not a preset; accepted: {}",
+            accepted.join(", ")
+        )
     })?;
     if models.is_empty() {
         return Err(format!(
@@ -42,10 +46,13 @@ pub fn model(m: &str, has_preset: bool) -> Result<(), String> {
     let ok = !m.is_empty()
         && m.len() <= 100
         && !m.starts_with('-')
-        && m.chars().all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
+        && m.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{m}` is not a model name (letters, digits and ._:/@-)"))
+        Err(format!(
+            "`{m}` is not a model name (letters, digits and ._:/@-)"
+        ))
     }
 }

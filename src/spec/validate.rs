@@ -208,15 +208,21 @@ impl Validator<'_> {
         valid_image(&a.image).map_err(|m| self.err("agent.image", m))?;
         self.env(&a.env)?;
         let runtime = a.runtime.map(|r| self.runtime(r)).transpose()?;
-        let models = super::agent_models::models(&a.models).map_err(|m| self.err("agent.models", m))?;
+        let models =
+            super::agent_models::models(&a.models).map_err(|m| self.err("agent.models", m))?;
         let preset = a
             .preset
             .as_deref()
-            .map(|p| super::agent_models::preset(p, &models).map_err(|m| self.err("agent.preset", m)))
+            .map(|p| {
+                super::agent_models::preset(p, &models).map_err(|m| self.err("agent.preset", m))
+            })
             .transpose()?;
         let command = match (a.command, preset) {
             (Some(_), Some(_)) => {
-                return Err(self.err("agent.command", "give either `command` or `preset`, not both"))
+                return Err(self.err(
+                    "agent.command",
+                    "give either `command` or `preset`, not both",
+                ))
             }
             (None, None) => {
                 return Err(self.err("agent.command", "is missing; give an argv, or a `preset`"))

@@ -6,5 +6,6 @@ pub mod fake_github;
 pub mod git_server;
 pub mod http;
 pub mod leaks;
+pub mod model_server;
 pub mod provider;
 pub mod world;
