@@ -52,7 +52,7 @@ pub fn comment(task_id: &str, moment: &Moment) -> Option<String> {
             let mut c = format!(
                 "airlock: task `{task_id}` ended **{}** (`{}`).",
                 end.state.as_str(),
-                safe_word(&end.reason)
+                safe_word(end.reason.as_str())
             );
             if let Some(m) = &end.message {
                 c.push_str(&format!("\n\n> {}", one_line(m)));
@@ -249,12 +249,13 @@ fn send(t: &Target, id: &str, moment: &Moment) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::artifacts::State;
+    use crate::vocab::Reason;
 
     #[test]
     fn end_comments_escape_what_the_task_wrote() {
         let end = End {
             state: State::NeedsHuman,
-            reason: "retry_budget_exhausted".into(),
+            reason: Reason::RetryBudgetExhausted,
             message: Some("3 attempts failed\n@octocat <img src=x> `rm -rf` \u{1b}[31m".into()),
             summary: None,
         };

@@ -186,6 +186,7 @@ pub fn fields(source: &str, detail: serde_json::Value) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::artifacts::State;
+    use crate::vocab::Reason;
     use crate::store::End;
 
     fn task(id: &str) -> NewTask {
@@ -235,7 +236,7 @@ mod tests {
         s.claim(1, "s", 4).unwrap();
         let end = End {
             state: State::Green,
-            reason: "gate_passed".into(),
+            reason: Reason::GatePassed,
             message: None,
             summary: None,
         };
