@@ -107,6 +107,7 @@ fn summary() -> Summary {
         finished_at: "2026-01-01T00:01:00.000Z".into(),
         duration_s: 60.0,
         artifacts: "/var/lib/airlock/artifacts/20260101-000000-abcdef".into(),
+        model_traffic: None,
     }
 }
 

@@ -221,7 +221,7 @@ impl ProviderProxy {
         self.traffic.exhaust(why.clone());
         Err(Refusal {
             status: StatusCode::TOO_MANY_REQUESTS,
-            why: "model_budget_exhausted",
+            why: crate::vocab::Reason::ModelBudgetExhausted.as_str(),
             message: why,
         })
     }

@@ -140,7 +140,7 @@ fn models(
     for name in asked {
         if !policy.models.contains(name) {
             return Err(refuse(
-                "model_not_allowed",
+                Reason::ModelNotAllowed,
                 format!(
                     "model provider `{name}` is not granted at {} (its level file's `models` = {:?})",
                     policy.level, policy.models
@@ -150,7 +150,7 @@ fn models(
         let provider = p.models.as_ref().and_then(|m| m.providers.get(name));
         let Some(provider) = provider else {
             return Err(refuse(
-                "model_not_allowed",
+                Reason::ModelNotAllowed,
                 format!("model provider `{name}` is not defined in models.toml"),
             ));
         };

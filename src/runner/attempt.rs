@@ -129,10 +129,9 @@ impl TaskRun {
             }
             if let Some(why) = self.model_budget_exhausted() {
                 if let Some(a) = self.attempts.last_mut() {
-                    a.verdict = "stop".into();
+                    a.verdict = crate::artifacts::AttemptVerdict::Stop;
                 }
-                let reason = super::model_egress::MODEL_BUDGET_EXHAUSTED;
-                return (State::NeedsHuman, reason.into(), Some(why));
+                return (State::NeedsHuman, Reason::ModelBudgetExhausted, Some(why));
             }
             let verdict = judge(&self.facts, self.budget());
             let verdict_name = match &verdict {

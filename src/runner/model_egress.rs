@@ -12,9 +12,6 @@ use crate::policy::Admission;
 use crate::sandbox::MountPlan;
 use crate::spec::TaskSpec;
 
-/// The stable reason of a task whose model budget ran out.
-pub const MODEL_BUDGET_EXHAUSTED: &str = "model_budget_exhausted";
-
 /// Start the proxies of every granted provider; `None` when the task was granted none.
 pub(super) fn start(
     root: &std::path::Path,

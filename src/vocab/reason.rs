@@ -95,7 +95,11 @@ reasons! {
     GateNotAllowed = "gate_not_allowed",
     /// The task's `[scope]` is looser than the level's.
     ScopeAboveCeiling = "scope_above_ceiling",
+    /// The task asks for a model provider its level does not grant (or models.toml lacks).
+    ModelNotAllowed = "model_not_allowed",
     // --- runner, export and daemon ---
+    /// A model budget (requests, bytes) of the task ran out; the agent was stopped.
+    ModelBudgetExhausted = "model_budget_exhausted",
     /// The engine (or the runner around it) failed mid-task.
     EngineError = "engine_error",
     /// An artifact could not be written.
