@@ -186,8 +186,8 @@ pub fn fields(source: &str, detail: serde_json::Value) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::artifacts::State;
-    use crate::vocab::Reason;
     use crate::store::End;
+    use crate::vocab::Reason;
 
     fn task(id: &str) -> NewTask {
         NewTask {
