@@ -159,17 +159,23 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
             eprintln!("{}", airlock::artifacts::neutralise(&describe(&summary)));
             summary.state.exit_code()
         }
-        Err(NotRun::Refused(summary)) => {
+        Err(e @ (NotRun::Refused(_) | NotRun::Cancelled(_))) => {
+            let (code, summary) = match &e {
+                NotRun::Refused(s) => (Exit::Refused, s),
+                NotRun::Cancelled(s) => (Exit::NotGreen, s),
+                _ => return fail(e.exit(), &e.to_string()),
+            };
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    serde_json::to_string_pretty(summary).unwrap_or_default()
                 );
             }
+            let what = if code == Exit::Refused { "refused" } else { "cancelled" };
             fail(
-                Exit::Refused,
+                code,
                 &format!(
-                    "refused ({}): {}",
+                    "{what} ({}): {}",
                     summary.reason,
                     summary.message.clone().unwrap_or_default()
                 ),

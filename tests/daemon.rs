@@ -935,3 +935,46 @@ fn the_plain_api_is_source_api_whatever_the_request_claims() {
     ]);
     assert_eq!(cli_ok.status.code(), Some(0), "{cli_ok:?}");
 }
+
+/// Issue 10 item 4: an API client may clone only what operator.toml names. The state dir (other
+/// tasks' mirrors) is refused even under an allowed dir; paths outside `local_dirs` are refused
+/// without the daemon saying anything about them; dot segments are a 400.
+#[test]
+fn api_tasks_cannot_clone_the_state_dir_or_host_paths_outside_local_dirs() {
+    let d = Daemon::start(1, "");
+    let first = d.submit(&["true"]);
+    assert_eq!(d.wait_final(&first, 60)["state"], "green");
+    let mirror = std::fs::read_dir(d.world.state.join("cache/repos"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "git"))
+        .unwrap();
+    let good = d.spec_text(&["true"]);
+    let repo = d.world.repo.display().to_string();
+    let with_url = |url: &str| good.replace(&repo, url);
+    let refused = |url: &str| {
+        let (code, body) = d.post("/v1/tasks?name=task.toml", &with_url(url));
+        assert_eq!(code, 201, "{url}: {body}");
+        let t = d.wait_final(body["id"].as_str().unwrap(), 60);
+        assert_eq!(
+            (t["state"].as_str(), t["reason"].as_str()),
+            (Some("refused"), Some("repo_not_allowed")),
+            "{url}: {t}"
+        );
+        t
+    };
+    let t = refused(&mirror.display().to_string());
+    assert!(t.to_string().contains("state dir"), "{t}");
+    for url in ["/etc/no-such-repo.git", "/root", "file:///var/lib"] {
+        let t = refused(url).to_string();
+        assert!(
+            !t.contains("No such file") && !t.contains("os error"),
+            "{url}: {t}"
+        );
+    }
+    let dotted = format!("{}/../{}", d.world.tmp.path().display(), "x.git");
+    let (code, body) = d.post("/v1/tasks?name=task.toml", &with_url(&dotted));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["field"], "repo.url", "{body}");
+}

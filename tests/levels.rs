@@ -224,7 +224,9 @@ fn policy_show_and_check_explain_the_decision() {
             "--source",
             "webhook:comment",
             "--untrusted-author",
+            "--policies",
         ])
+        .arg(&world.policies)
         .arg(world.spec("L3", &["true"], GATE))
         .output()
         .unwrap();

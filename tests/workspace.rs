@@ -20,12 +20,7 @@ fn setup(files: &[(&str, &str)]) -> (tempfile::TempDir, airlock::workspace::Work
         url,
         base: "main".into(),
     };
-    let opts = PrepareOptions {
-        state_dir: tmp.path().join("state"),
-        task_id: "t1".into(),
-        read_only: false,
-        write_caps: (256 << 20, 100_000),
-    };
+    let opts = PrepareOptions::new(tmp.path().join("state"), "t1", false, (256 << 20, 100_000));
     let ws = prepare(&repo, &opts).unwrap();
     (tmp, ws)
 }

@@ -68,7 +68,7 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
 }
 
 async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) -> End {
-    let spec = match crate::spec::parse_str(&task.spec, Path::new(&task.source)) {
+    let spec = match crate::spec::parse_submitted(&task.spec, Path::new(&task.source)) {
         Ok(s) => s,
         Err(e) => return fail(ctx, task, Reason::InvalidInput, e.to_string()),
     };
@@ -86,7 +86,9 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
     copy_events(ctx, &task.id, &mut tail).await;
     match result {
         Ok(summary) => synth::end_of(&summary),
-        Err(NotRun::Refused(summary)) => synth::end_of(&summary),
+        Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => {
+            synth::end_of(&summary)
+        }
         Err(NotRun::Invalid(m)) => fail(ctx, task, Reason::InvalidInput, m),
         Err(NotRun::Fault(m)) => fail(ctx, task, Reason::RunnerFault, m),
     }

@@ -95,7 +95,7 @@ pub fn admit(spec: &TaskSpec, policies: &Policies, trigger: Trigger) -> Result<A
     let level = spec.level;
     let mut rules = vec![format!("requested level {level}")];
     check_source(policies, trigger, level, &mut rules)?;
-    check_repo(policies, &spec.repo.url, level, &mut rules)?;
+    check_repo(policies, trigger, &spec.repo.url, level, &mut rules)?;
     check_author(policies, trigger, level, &mut rules)?;
     let mut policy = policies.level(level).clone();
     let limits = tighten(&policy.limits, spec)?;
@@ -185,26 +185,38 @@ fn check_source(
 
 fn check_repo(
     p: &Policies,
+    t: Trigger,
     url: &str,
     level: Level,
     rules: &mut Vec<String>,
 ) -> Result<(), Refusal> {
+    let not_allowed = |m: String| refuse(Reason::RepoNotAllowed, format!("repository `{url}`: {m}"));
+    let loc = super::repo_access::locate(url).map_err(not_allowed)?;
+    super::repo_access::allowed(&loc, &p.operator.repo_access, t.source == Source::Cli)
+        .map_err(not_allowed)?;
+    let key = loc.key();
+    let source = t.source.key();
     let rule = p.operator.repos.iter().find(|r| {
-        super::scope::compile(&r.pattern)
-            .map(|m| m.is_match(url))
-            .unwrap_or(false)
+        let for_source = r
+            .sources
+            .as_ref()
+            .map_or(true, |s| s.iter().any(|s| s == source));
+        for_source
+            && super::scope::compile(&r.pattern)
+                .map(|m| m.is_match(&key))
+                .unwrap_or(false)
     });
     let Some(rule) = rule else {
         return Err(refuse(
             Reason::RepoNotAllowed,
-            format!("repository `{url}` matches no [[repos]] rule in operator.toml"),
+            format!("repository `{key}` matches no [[repos]] rule for source `{source}` in operator.toml; the operator names the repositories each source may use"),
         ));
     };
     if level > rule.max_level {
         return Err(refuse(
             Reason::LevelAboveRepo,
             format!(
-                "repository `{url}` (rule `{}`) allows at most {}; {level} was requested",
+                "repository `{key}` (rule `{}`) allows at most {}; {level} was requested",
                 rule.pattern, rule.max_level
             ),
         ));

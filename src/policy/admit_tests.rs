@@ -21,8 +21,15 @@ fn policies() -> Policies {
         RepoRule {
             pattern: "https://git.example/small/*".into(),
             max_level: Level::L1,
+            sources: None,
         },
     );
+    // The shipped rule serves only the CLI; these tests name the example host for every source.
+    p.operator.repos.push(RepoRule {
+        pattern: "https://git.example/**".into(),
+        max_level: Level::L4,
+        sources: None,
+    });
     p
 }
 
@@ -109,7 +116,9 @@ fn cli_cannot_start_l4_and_untrusted_authors_are_capped() {
 #[test]
 fn unknown_repo_is_refused() {
     let mut p = policies();
-    p.operator.repos.retain(|r| r.pattern != "**");
+    p.operator
+        .repos
+        .retain(|r| r.pattern != "**" && r.pattern != "https://git.example/**");
     let r = admit(
         &spec(Level::L1, "https://elsewhere.example/x.git", ""),
         &p,

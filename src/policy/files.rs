@@ -240,6 +240,25 @@ struct RawOperator {
     authors: RawAuthors,
     #[serde(default)]
     repos: Vec<RawRepo>,
+    #[serde(default)]
+    repo_access: Option<RawRepoAccess>,
+    #[serde(default)]
+    prepare: Option<super::prepare_limits::RawPrepare>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRepoAccess {
+    #[serde(default)]
+    pub(super) schemes: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) local_dirs: Vec<String>,
+    #[serde(default)]
+    pub(super) cli_local_anywhere: Option<bool>,
+    #[serde(default)]
+    pub(super) ssh_key: Option<String>,
+    #[serde(default)]
+    pub(super) ssh_known_hosts: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,15 +273,17 @@ struct RawRepo {
     #[serde(rename = "match")]
     pattern: String,
     max_level: String,
+    #[serde(default)]
+    sources: Option<Vec<String>>,
 }
 
 /// Errors for one file.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
 }
 
 impl Ctx<'_> {
-    fn err(&self, field: &str, message: impl Into<String>) -> PolicyError {
+    pub(super) fn err(&self, field: &str, message: impl Into<String>) -> PolicyError {
         PolicyError {
             file: self.file.into(),
             field: Some(field.into()),
@@ -501,14 +522,28 @@ fn parse_operator(text: &str, file: &str) -> Result<Operator, PolicyError> {
         sources,
         untrusted_author_max: c.level("authors.untrusted_max", &raw.authors.untrusted_max)?,
         repos,
+        repo_access: super::access_file::repo_access(&c, raw.repo_access)?,
+        prepare: super::prepare_limits::prepare_limits(&c, raw.prepare)?,
     })
 }
 
 fn repo_rule(c: &Ctx, i: usize, r: &RawRepo) -> Result<RepoRule, PolicyError> {
     super::scope::compile(&r.pattern).map_err(|m| c.err(&format!("repos[{i}].match"), m))?;
+    if let Some(bad) = r
+        .sources
+        .iter()
+        .flatten()
+        .find(|s| !SOURCES.contains(&s.as_str()))
+    {
+        return Err(c.err(
+            &format!("repos[{i}].sources"),
+            format!("`{bad}` is not a source; accepted: {}", SOURCES.join(", ")),
+        ));
+    }
     Ok(RepoRule {
         pattern: r.pattern.clone(),
         max_level: c.level(&format!("repos[{i}].max_level"), &r.max_level)?,
+        sources: r.sources.clone(),
     })
 }
 

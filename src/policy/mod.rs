@@ -3,11 +3,14 @@
 //! Loading fails closed (unknown keys, bad values, a missing level file). The shipped files are
 //! embedded as defaults. Admission ([`admit`]) and scope checks ([`scope`]) are pure functions.
 
+mod access_file;
 pub mod admit;
 #[cfg(test)]
 #[path = "admit_tests.rs"]
 mod admit_tests;
 mod files;
+pub mod prepare_limits;
+pub mod repo_access;
 pub mod risk;
 pub mod scope;
 pub mod task_scope;
@@ -143,6 +146,8 @@ pub struct LevelPolicy {
 pub struct RepoRule {
     pub pattern: String,
     pub max_level: Level,
+    /// The trigger sources (`operator.toml` `[sources]` keys) the rule applies to; `None`: all.
+    pub sources: Option<Vec<String>>,
 }
 
 /// `operator.toml`: who and what may start which level.
@@ -151,6 +156,10 @@ pub struct Operator {
     pub sources: BTreeMap<String, Level>,
     pub untrusted_author_max: Level,
     pub repos: Vec<RepoRule>,
+    /// `[repo_access]`: schemes, local directories, the ssh identity.
+    pub repo_access: repo_access::RepoAccess,
+    /// `[prepare]`: mirror and checkout sizes, git time, cache eviction.
+    pub prepare: prepare_limits::PrepareLimits,
 }
 
 /// Every rule the operator set, with where it came from.

@@ -230,6 +230,18 @@ fn write_summary_masked(dir: &ArtifactDir, summary: &Summary, redactor: &Redacto
 
 /// The record of a refused task: summary and events, nothing ran.
 pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Refusal) -> Summary {
+    ended_before_run(spec, task_id, opts, r, State::Refused)
+}
+
+/// The summary of a task that ended before any container ran (refused, over a prepare limit,
+/// cancelled during prepare).
+pub(super) fn ended_before_run(
+    spec: &TaskSpec,
+    task_id: &str,
+    opts: &RunOptions,
+    r: &Refusal,
+    state: State,
+) -> Summary {
     let artifacts = opts.artifacts_root.join(task_id).display().to_string();
     let level = spec.level.to_string();
     let message = Some(r.message.clone());
@@ -237,7 +249,7 @@ pub(super) fn refused(spec: &TaskSpec, task_id: &str, opts: &RunOptions, r: &Ref
         task_id,
         &spec.title,
         &level,
-        State::Refused,
+        state,
         r.reason,
         message,
         artifacts,

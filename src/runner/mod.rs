@@ -24,7 +24,7 @@ use crate::policy::{admit, Admission, Policies, Trigger};
 use crate::sandbox::{Engine, SandboxError};
 use crate::spec::TaskSpec;
 use crate::vocab::{Exit, Reason};
-use crate::workspace::{prepare, PrepareOptions, Workspace, WorkspaceError};
+use crate::workspace::{prepare, PrepareOptions, SourceError, Workspace, WorkspaceError};
 
 pub use ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
 pub use progress::Progress;
@@ -56,6 +56,9 @@ pub enum NotRun {
     /// Exit 4: runner or engine fault.
     #[error("{0}")]
     Fault(String),
+    /// Exit 1: cancelled before any container ran (during prepare). The summary is written.
+    #[error("{}", .0.message.clone().unwrap_or_default())]
+    Cancelled(Box<Summary>),
 }
 
 impl NotRun {
@@ -64,6 +67,7 @@ impl NotRun {
             NotRun::Invalid(_) => Exit::Invalid,
             NotRun::Refused(_) => Exit::Refused,
             NotRun::Fault(_) => Exit::Fault,
+            NotRun::Cancelled(_) => Exit::NotGreen,
         }
     }
 
@@ -76,7 +80,7 @@ impl NotRun {
 /// Run one task to a terminal state. `Ok` means it ran (whatever its state); the summary and
 /// artifacts are written. `Err` means nothing ran.
 pub async fn run_task(
-    spec: TaskSpec,
+    mut spec: TaskSpec,
     opts: &RunOptions,
     cancel: CancellationToken,
     progress: Progress,
@@ -91,6 +95,7 @@ pub async fn run_task(
             ))))
         }
     };
+    spec.repo.url = resolve_repo(&spec, opts, &task_id)?;
     progress.phase(
         "admit",
         &format!(
@@ -102,7 +107,7 @@ pub async fn run_task(
     );
     let engine = preflight(&spec, &admission).await?;
     recover(&opts.state_dir, &engine, &progress).await;
-    let ws = prepare_workspace(&spec, opts, &task_id, &admission).await?;
+    let ws = prepare_workspace(&spec, opts, &task_id, &admission, &cancel).await?;
     progress.phase(
         "prepare",
         &format!(
@@ -118,6 +123,26 @@ pub async fn run_task(
     let summary = task.execute(cancel).await;
     task.finish(opts.keep).await;
     Ok(summary)
+}
+
+/// A local repository path, canonical and checked again now that admission allowed it.
+fn resolve_repo(spec: &TaskSpec, opts: &RunOptions, task_id: &str) -> Result<String, NotRun> {
+    let access = &opts.policies.operator.repo_access;
+    let cli = opts.trigger.source == crate::policy::Source::Cli;
+    crate::workspace::resolve_source(&spec.repo.url, access, cli, &opts.state_dir).map_err(|e| {
+        match e {
+            SourceError::Refused { .. } => {
+                let r = crate::policy::Refusal {
+                    reason: Reason::RepoNotAllowed,
+                    message: e.to_string(),
+                };
+                NotRun::Refused(Box::new(export::refused(spec, task_id, opts, &r)))
+            }
+            SourceError::Missing { .. } => {
+                NotRun::Invalid(format!("{}: field `repo.url`: {e}", spec.source.display()))
+            }
+        }
+    })
 }
 
 /// Engine reachable, images present, runtime registered: checked before anything is created.
@@ -150,13 +175,18 @@ async fn prepare_workspace(
     opts: &RunOptions,
     task_id: &str,
     adm: &Admission,
+    cancel: &CancellationToken,
 ) -> Result<Workspace, NotRun> {
-    let popts = PrepareOptions {
-        state_dir: opts.state_dir.clone(),
-        task_id: task_id.to_string(),
-        read_only: adm.policy.checkout == crate::policy::Checkout::ReadOnly,
-        write_caps: (adm.limits.workspace, adm.limits.workspace_inodes),
-    };
+    let operator = &opts.policies.operator;
+    let mut popts = PrepareOptions::new(
+        opts.state_dir.clone(),
+        task_id,
+        adm.policy.checkout == crate::policy::Checkout::ReadOnly,
+        (adm.limits.workspace, adm.limits.workspace_inodes),
+    );
+    popts.limits = operator.prepare.clone();
+    popts.ssh = operator.repo_access.ssh.clone();
+    popts.cancel = cancel_flag(cancel);
     let repo = spec.repo.clone();
     let root = opts.state_dir.join("tasks").join(task_id);
     let result = tokio::task::spawn_blocking(move || prepare(&repo, &popts))
@@ -168,6 +198,15 @@ async fn prepare_workspace(
         match e {
             WorkspaceError::Source { .. } | WorkspaceError::BaseMissing { .. } => {
                 NotRun::Invalid(format!("{file}: {e}"))
+            }
+            WorkspaceError::TooLarge { .. } | WorkspaceError::TooManyFiles { .. } => {
+                not_prepared(spec, opts, task_id, State::Refused, Reason::RepoTooLarge, &e)
+            }
+            WorkspaceError::PrepareTimeout { .. } => {
+                not_prepared(spec, opts, task_id, State::Refused, Reason::PrepareTimeout, &e)
+            }
+            WorkspaceError::Cancelled => {
+                not_prepared(spec, opts, task_id, State::Cancelled, Reason::Cancelled, &e)
             }
             e => NotRun::Fault(format!("prepare: {e}")),
         }
@@ -196,6 +235,37 @@ pub async fn recover(
         Err(e) => tracing::warn!(error = %e, "recovery: orphan sweep failed"),
     }
     stale
+}
+
+/// A flag the blocking prepare polls, set when `cancel` fires.
+fn cancel_flag(cancel: &CancellationToken) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(cancel.is_cancelled()));
+    let (f, c) = (flag.clone(), cancel.clone());
+    tokio::spawn(async move {
+        c.cancelled().await;
+        f.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    flag
+}
+
+/// A task that ended at prepare: its summary and events are written like a refusal's.
+fn not_prepared(
+    spec: &TaskSpec,
+    opts: &RunOptions,
+    task_id: &str,
+    state: State,
+    reason: Reason,
+    e: &WorkspaceError,
+) -> NotRun {
+    let r = crate::policy::Refusal {
+        reason,
+        message: e.to_string(),
+    };
+    let summary = Box::new(export::ended_before_run(spec, task_id, opts, &r, state));
+    match state {
+        State::Cancelled => NotRun::Cancelled(summary),
+        _ => NotRun::Refused(summary),
+    }
 }
 
 /// A prepare that failed half-way leaves nothing behind.

@@ -16,6 +16,8 @@ use super::{LABEL_LOCK, LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
 
 /// The sandbox user. Work trees are owned by it.
 pub const SANDBOX_UID: u32 = 1000;
+/// The sandbox uid when `operator.toml` sets none.
+pub const DEFAULT_SANDBOX_UID: u32 = SANDBOX_UID;
 /// HOME inside the container, on a tmpfs.
 pub const HOME: &str = "/home/agent";
 /// Bytes the engine may keep on disk for one container's log stream (airlock caps its own copy).

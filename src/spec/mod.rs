@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use validate::{load, parse_str};
+pub use validate::{load, parse_str, parse_submitted};
 pub use work::{Dependencies, RequestedScope, TaskKind};
 
 /// Largest issue text accepted (the issue is untrusted and goes into the sandbox as a file).

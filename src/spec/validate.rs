@@ -21,7 +21,24 @@ pub fn load(path: &Path) -> Result<TaskSpec, SpecError> {
 pub fn parse_str(text: &str, path: &Path) -> Result<TaskSpec, SpecError> {
     let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let v = Validator { file: path, dir };
+    let v = Validator {
+        file: path,
+        dir,
+        resolve_local: true,
+    };
+    v.spec(raw)
+}
+
+/// Validate spec text sent by an API client: nothing on the host is read or resolved on its
+/// behalf, so a local `repo.url` must be an absolute, lexically clean path; the runner resolves
+/// it only after admission has allowed it (and checks the resolved path again).
+pub fn parse_submitted(text: &str, name: &Path) -> Result<TaskSpec, SpecError> {
+    let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
+    let v = Validator {
+        file: name,
+        dir: PathBuf::from("/"),
+        resolve_local: false,
+    };
     v.spec(raw)
 }
 
@@ -46,6 +63,8 @@ fn one_line(text: &str) -> String {
 struct Validator<'a> {
     file: &'a Path,
     dir: PathBuf,
+    /// Canonicalise local repository paths (a spec file at the operator's shell).
+    resolve_local: bool,
 }
 
 impl Validator<'_> {
@@ -137,6 +156,11 @@ impl Validator<'_> {
     }
 
     fn local_repo(&self, path: &str) -> Result<String, SpecError> {
+        if !self.resolve_local {
+            return crate::policy::repo_access::locate(path)
+                .map(|l| l.key())
+                .map_err(|m| self.err("repo.url", format!("`{path}`: {m}")));
+        }
         let p = self.dir.join(path);
         let abs = std::fs::canonicalize(&p).map_err(|e| {
             self.err(

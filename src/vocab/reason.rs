@@ -97,6 +97,11 @@ reasons! {
     ScopeAboveCeiling = "scope_above_ceiling",
     /// The task asks for a model provider its level does not grant (or models.toml lacks).
     ModelNotAllowed = "model_not_allowed",
+    // --- prepare (state `refused`, exit 3): operator.toml [prepare] ---
+    /// The repository is over a prepare limit (mirror bytes, checkout bytes or files).
+    RepoTooLarge = "repo_too_large",
+    /// Preparing the checkout ran past `git_timeout`.
+    PrepareTimeout = "prepare_timeout",
     // --- runner, export and daemon ---
     /// A model budget (requests, bytes) of the task ran out; the agent was stopped.
     ModelBudgetExhausted = "model_budget_exhausted",

@@ -12,7 +12,8 @@ const HARDENING: &[&str] = &[
     "core.hooksPath=/dev/null",
     "core.fsmonitor=false",
     "core.untrackedCache=false",
-    "core.sshCommand=ssh -oBatchMode=yes",
+    // ssh only with the operator's identity (GIT_SSH_COMMAND, set per clone), never root's.
+    "core.sshCommand=false",
     "core.askPass=",
     "credential.helper=",
     "diff.external=",

@@ -6,20 +6,27 @@
 //! holds exactly what the agent changed. The host never runs git against anything the sandbox
 //! could write: the git dir is host-owned, and the work tree is only read through explicit paths.
 
+mod bounded;
 mod branch;
 mod diff;
+mod evict;
 pub mod git;
 mod lock;
 mod mount;
 mod prepare;
+mod source;
+mod tree_size;
 mod view;
 
 use std::path::PathBuf;
 
+pub use bounded::Bounds;
 pub use diff::{Diff, DiffLimits};
+pub use evict::evict_caches;
 pub use lock::{lock_is_held, recover_stale, TaskLock};
 pub use mount::{mount_tmpfs, unmount};
 pub use prepare::{prepare, PrepareOptions};
+pub use source::{resolve_source, SourceError};
 pub use view::mounts_under;
 
 /// A prepared checkout.
@@ -42,6 +49,8 @@ pub struct Workspace {
     pub base_commit: String,
     /// Held while the task lives; a restarted runner recovers dirs whose lock is free.
     pub lock: TaskLock,
+    /// Shared locks on the cached mirror and tree this task uses: eviction skips them.
+    pub holds: Vec<nix::fcntl::Flock<std::fs::File>>,
 }
 
 /// A host-side git or filesystem step that failed.
@@ -49,8 +58,27 @@ pub struct Workspace {
 pub enum WorkspaceError {
     #[error("repo.url `{url}`: cannot clone or fetch: {message}")]
     Source { url: String, message: String },
-    #[error("repo.base `{base}` is not a branch, tag or commit of `{url}`")]
+    #[error("repo.base `{base}` is not a branch (refs/heads/{base}) or a full 40-hex commit of `{url}`; tags, short ids and other revisions are not accepted")]
     BaseMissing { url: String, base: String },
+    /// The repository is over an operator limit (`operator.toml` `[prepare]`).
+    #[error("the repository's {what} is {figure} bytes ({}), over the limit of {limit} bytes ({}) in operator.toml [prepare]", crate::units::format_bytes(*figure), crate::units::format_bytes(*limit))]
+    TooLarge {
+        what: &'static str,
+        figure: u64,
+        limit: u64,
+    },
+    /// The base commit has more files than `operator.toml` `[prepare] checkout_files`.
+    #[error("the repository's checkout has {figure} files or more, over the limit of {limit} files in operator.toml [prepare] checkout_files")]
+    TooManyFiles { figure: u64, limit: u64 },
+    /// Prepare ran past `operator.toml` `[prepare] git_timeout`.
+    #[error("prepare ({what}) ran past git_timeout = {} in operator.toml [prepare]", crate::units::format_duration(*limit))]
+    PrepareTimeout {
+        what: String,
+        limit: std::time::Duration,
+    },
+    /// The task was cancelled while it was being prepared.
+    #[error("cancelled during prepare")]
+    Cancelled,
     #[error("git {op} failed: {message}")]
     Git { op: String, message: String },
     #[error("{op} {path}: {source}")]

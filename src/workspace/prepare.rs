@@ -4,10 +4,18 @@ use std::fs;
 use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::bounded::{run_bounded, Bounds, SizeWatch};
 use super::git::{args, git, git_no_dir, run};
 use super::mount::{mount_overlay, writable_layer};
 use super::{TaskLock, Workspace, WorkspaceError};
-use crate::sandbox::hardening::SANDBOX_UID;
+use crate::policy::prepare_limits::PrepareLimits;
+use crate::policy::repo_access::SshIdentity;
 use crate::spec::RepoSpec;
 
 /// Where and how to prepare.
@@ -20,6 +28,30 @@ pub struct PrepareOptions {
     pub read_only: bool,
     /// Bytes and inodes the agent (and, separately, the gate) may write.
     pub write_caps: (u64, u64),
+    /// `operator.toml` `[prepare]`.
+    pub limits: PrepareLimits,
+    /// The operator's ssh identity for `ssh://` sources (none: ssh fails).
+    pub ssh: Option<SshIdentity>,
+    /// Set to stop the prepare (git is killed, the step fails [`WorkspaceError::Cancelled`]).
+    pub cancel: Arc<AtomicBool>,
+    /// The uid that owns the extracted tree (the sandbox user).
+    pub sandbox_uid: u32,
+}
+
+impl PrepareOptions {
+    /// Default limits, no ssh, not cancelled, the default sandbox uid.
+    pub fn new(state_dir: PathBuf, task_id: &str, read_only: bool, write_caps: (u64, u64)) -> Self {
+        PrepareOptions {
+            state_dir,
+            task_id: task_id.into(),
+            read_only,
+            write_caps,
+            limits: PrepareLimits::default(),
+            ssh: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            sandbox_uid: crate::sandbox::hardening::DEFAULT_SANDBOX_UID,
+        }
+    }
 }
 
 /// Prepare a checkout of `repo.base` for one task.
@@ -27,9 +59,23 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
     let cache = opts.state_dir.join("cache");
     private_dir(&opts.state_dir)?;
     private_dir(&cache)?;
-    let git_dir = mirror(&repo.url, &cache.join("repos"))?;
+    let bounds = Bounds {
+        deadline: Instant::now() + opts.limits.git_timeout,
+        budget: opts.limits.git_timeout,
+        cancel: opts.cancel.clone(),
+    };
+    super::evict::evict_caches(&cache, &opts.limits, std::time::SystemTime::now());
+    let mut holds = Vec::new();
+    let git_dir = mirror(&repo.url, &cache.join("repos"), opts, &bounds, &mut holds)?;
     let base_commit = resolve(&git_dir, repo)?;
-    let pristine = pristine_tree(&git_dir, &base_commit, &cache.join("trees"))?;
+    let pristine = pristine_tree(
+        &git_dir,
+        &base_commit,
+        &cache.join("trees"),
+        opts,
+        &bounds,
+        &mut holds,
+    )?;
     let root = opts.state_dir.join("tasks").join(&opts.task_id);
     private_dir(&opts.state_dir.join("tasks"))?;
     let lock =
@@ -41,30 +87,23 @@ pub fn prepare(repo: &RepoSpec, opts: &PrepareOptions) -> Result<Workspace, Work
         .map_err(WorkspaceError::io("chmod", &root))?;
     let objects = root.join("objects");
     fs::create_dir(&objects).map_err(WorkspaceError::io("create dir", &objects))?;
-    if opts.read_only {
-        return Ok(Workspace {
-            root,
-            git_dir,
-            objects,
-            work_tree: pristine.clone(),
-            upper: None,
-            pristine,
-            write_caps: opts.write_caps,
-            base_commit,
-            lock,
-        });
-    }
-    let (upper, work_tree) = overlay(&root, &pristine, opts.write_caps)?;
+    let (upper, work_tree) = if opts.read_only {
+        (None, pristine.clone())
+    } else {
+        let (upper, merged) = overlay(&root, &pristine, opts.write_caps)?;
+        (Some(upper), merged)
+    };
     Ok(Workspace {
         root,
         git_dir,
         objects,
         work_tree,
-        upper: Some(upper),
+        upper,
         pristine,
         write_caps: opts.write_caps,
         base_commit,
         lock,
+        holds,
     })
 }
 
@@ -74,20 +113,54 @@ fn private_dir(p: &Path) -> Result<(), WorkspaceError> {
         .map_err(WorkspaceError::io("chmod", p))
 }
 
+/// Take the mirror's lock, giving up when the prepare is cancelled or out of time (another
+/// task's fetch holding it is itself bounded).
+fn lock_mirror(path: &Path, bounds: &Bounds) -> Result<Flock<fs::File>, WorkspaceError> {
+    let mut file = fs::File::create(path).map_err(WorkspaceError::io("create lock", path))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => file = f,
+            Err((_, e)) => return Err(WorkspaceError::io("lock", path)(e.into())),
+        }
+        if bounds.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(WorkspaceError::Cancelled);
+        }
+        if Instant::now() >= bounds.deadline {
+            return Err(WorkspaceError::PrepareTimeout {
+                what: "waiting for the mirror lock".into(),
+                limit: bounds.budget,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A host-owned bare mirror of `url`: cloned once (`--no-local`, no hooks, no submodules), then
-/// fetched. The URL always comes from the spec, never from repository config.
-fn mirror(url: &str, repos: &Path) -> Result<PathBuf, WorkspaceError> {
+/// fetched. The URL always comes from the spec, never from repository config. Clone and fetch
+/// are bounded in time and in the mirror's size, and cancellable.
+fn mirror(
+    url: &str,
+    repos: &Path,
+    opts: &PrepareOptions,
+    bounds: &Bounds,
+    holds: &mut Vec<Flock<fs::File>>,
+) -> Result<PathBuf, WorkspaceError> {
     private_dir(repos)?;
     let dir = repos.join(format!("{}.git", short_hash(url)));
     let lock_path = repos.join(format!("{}.lock", short_hash(url)));
-    let lock_file =
-        fs::File::create(&lock_path).map_err(WorkspaceError::io("create lock", &lock_path))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| WorkspaceError::io("lock", &lock_path)(e.into()))?;
-    let source_err = |e: WorkspaceError| WorkspaceError::Source {
-        url: url.into(),
-        message: e.to_string(),
+    let _lock = lock_mirror(&lock_path, bounds)?;
+    holds.push(super::evict::hold(&dir)?);
+    let source_err = |e: WorkspaceError| match e {
+        e @ (WorkspaceError::TooLarge { .. }
+        | WorkspaceError::PrepareTimeout { .. }
+        | WorkspaceError::Cancelled) => e,
+        e => WorkspaceError::Source {
+            url: url.into(),
+            message: e.to_string(),
+        },
     };
+    let limit = opts.limits.mirror_bytes;
     if !dir.join("HEAD").exists() {
         let tmp = repos.join(format!("{}.tmp-{}", short_hash(url), std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
@@ -104,7 +177,18 @@ fn mirror(url: &str, repos: &Path) -> Result<PathBuf, WorkspaceError> {
                 "--",
             ],
         );
-        run(args(clone, [url.as_ref(), tmp.as_os_str()]), "clone").map_err(source_err)?;
+        let mut clone = args(clone, [url.as_ref(), tmp.as_os_str()]);
+        ssh_env(&mut clone, opts.ssh.as_ref());
+        let watch = SizeWatch {
+            dir: &tmp,
+            limit,
+            what: "mirror",
+        };
+        let cloned = run_bounded(clone, "clone", bounds, Some(watch));
+        if let Err(e) = cloned {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(source_err(e));
+        }
         fs::rename(&tmp, &dir).map_err(WorkspaceError::io("rename", &dir))?;
         return Ok(dir);
     }
@@ -121,19 +205,53 @@ fn mirror(url: &str, repos: &Path) -> Result<PathBuf, WorkspaceError> {
             url,
         ],
     );
-    run(
-        args(
-            fetch,
-            ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-        ),
-        "fetch",
-    )
-    .map_err(source_err)?;
+    let mut fetch = args(
+        fetch,
+        ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+    );
+    ssh_env(&mut fetch, opts.ssh.as_ref());
+    let watch = SizeWatch {
+        dir: &dir,
+        limit,
+        what: "mirror",
+    };
+    run_bounded(fetch, "fetch", bounds, Some(watch)).map_err(source_err)?;
+    super::evict::touch(&dir);
     Ok(dir)
 }
 
+/// `ssh://` sources use only the operator's key and known_hosts: no ssh config, no agent, no
+/// `~/.ssh` of root, strict host key checking, no prompts.
+fn ssh_env(cmd: &mut std::process::Command, ssh: Option<&SshIdentity>) {
+    let Some(id) = ssh else {
+        return;
+    };
+    cmd.env("GIT_SSH_COMMAND", ssh_command(id));
+    cmd.env("GIT_SSH_VARIANT", "ssh");
+}
+
+/// The `GIT_SSH_COMMAND` for `id` (a shell string: paths are single-quoted).
+pub fn ssh_command(id: &SshIdentity) -> String {
+    let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    format!(
+        "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none \
+         -o IdentityFile={} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes -o ConnectTimeout=30 -o ServerAliveInterval=15",
+        q(&id.key),
+        q(&id.known_hosts)
+    )
+}
+
+/// `repo.base` as a branch (`refs/heads/<base>`, never a tag or other ref of that name) or a
+/// full 40-hex commit id (never an abbreviation a ref could shadow).
 fn resolve(git_dir: &Path, repo: &RepoSpec) -> Result<String, WorkspaceError> {
-    let spec = format!("{}^{{commit}}", repo.base);
+    let base = &repo.base;
+    let full_hex = base.len() == 40 && base.bytes().all(|b| b.is_ascii_hexdigit());
+    let spec = if full_hex {
+        format!("{}^{{commit}}", base.to_ascii_lowercase())
+    } else {
+        format!("refs/heads/{base}^{{commit}}")
+    };
     let cmd = args(
         git(git_dir),
         [
@@ -144,20 +262,38 @@ fn resolve(git_dir: &Path, repo: &RepoSpec) -> Result<String, WorkspaceError> {
             &spec,
         ],
     );
-    let out = run(cmd, "rev-parse").map_err(|_| WorkspaceError::BaseMissing {
+    let missing = || WorkspaceError::BaseMissing {
         url: repo.url.clone(),
         base: repo.base.clone(),
-    })?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let out = run(cmd, "rev-parse").map_err(|_| missing())?;
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if full_hex && !commit.eq_ignore_ascii_case(base) {
+        return Err(missing());
+    }
+    Ok(commit)
 }
 
-/// The base commit's files, extracted once, owned by the sandbox uid, shared read-only.
-fn pristine_tree(git_dir: &Path, commit: &str, trees: &Path) -> Result<PathBuf, WorkspaceError> {
+/// The base commit's files, extracted once, owned by the sandbox uid, shared read-only. The
+/// tree is measured first (`ls-tree`): over `checkout_bytes` or `checkout_files` nothing is
+/// written.
+fn pristine_tree(
+    git_dir: &Path,
+    commit: &str,
+    trees: &Path,
+    opts: &PrepareOptions,
+    bounds: &Bounds,
+    holds: &mut Vec<Flock<fs::File>>,
+) -> Result<PathBuf, WorkspaceError> {
     private_dir(trees)?;
-    let done = trees.join(commit);
+    let uid = opts.sandbox_uid;
+    let done = trees.join(format!("{commit}-u{uid}"));
+    holds.push(super::evict::hold(&done)?);
     if done.is_dir() {
+        super::evict::touch(&done);
         return Ok(done);
     }
+    let bytes = super::tree_size::check(git_dir, commit, &opts.limits, bounds)?;
     let tmp = trees.join(
         format!(
             "{commit}.tmp-{}-{:?}",
@@ -171,14 +307,24 @@ fn pristine_tree(git_dir: &Path, commit: &str, trees: &Path) -> Result<PathBuf, 
     let index = tmp.with_extension("index");
     let mut read = args(git(git_dir), ["read-tree", commit]);
     read.env("GIT_INDEX_FILE", &index);
-    run(read, "read-tree")?;
-    let mut co = args(git(git_dir), ["checkout-index", "--all", "--force"]);
-    co.env("GIT_INDEX_FILE", &index)
-        .env("GIT_WORK_TREE", &tmp)
-        .current_dir(&tmp);
-    run(co, "checkout-index")?;
+    let extracted = run_bounded(read, "read-tree", bounds, None).and_then(|_| {
+        let mut co = args(git(git_dir), ["checkout-index", "--all", "--force"]);
+        co.env("GIT_INDEX_FILE", &index)
+            .env("GIT_WORK_TREE", &tmp)
+            .current_dir(&tmp);
+        let watch = SizeWatch {
+            dir: &tmp,
+            limit: opts.limits.checkout_bytes,
+            what: "checkout",
+        };
+        run_bounded(co, "checkout-index", bounds, Some(watch))
+    });
     let _ = fs::remove_file(&index);
-    chown_tree(&tmp, SANDBOX_UID)?;
+    if let Err(e) = extracted.and_then(|_| chown_tree(&tmp, uid)) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    super::evict::record_size(&done, bytes);
     match fs::rename(&tmp, &done) {
         Ok(()) => Ok(done),
         // Another task extracted the same commit first.

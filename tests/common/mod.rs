@@ -151,6 +151,7 @@ impl World {
             let e = e.unwrap();
             std::fs::copy(e.path(), policies.join(e.file_name())).unwrap();
         }
+        allow_local_dir(&policies, tmp.path());
         World {
             repo,
             policies,
@@ -242,6 +243,28 @@ impl World {
             "a mount under the state dir remains"
         );
     }
+}
+
+/// The shipped operator.toml lets no API or webhook task use any repository: allow the test's
+/// own scratch dir (local paths under it, for every source), as an operator would name theirs.
+pub fn allow_local_dir(policies: &Path, dir: &Path) {
+    let p = policies.join("operator.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let dir = dir.display().to_string();
+    assert!(
+        text.contains("local_dirs = []"),
+        "{} lacks local_dirs",
+        p.display()
+    );
+    let text = text.replacen(
+        "local_dirs = []",
+        &format!("local_dirs = [{}]", toml_str(&dir)),
+        1,
+    ) + &format!(
+        "\n[[repos]]\nmatch = {}\nmax_level = \"L4\"\n",
+        toml_str(&format!("{dir}/**"))
+    );
+    std::fs::write(&p, text).unwrap();
 }
 
 /// Start `cmd` in the background with its output captured (read it with `wait_with_output`).

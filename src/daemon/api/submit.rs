@@ -159,7 +159,7 @@ pub fn validate(text: &str, name: &str) -> Result<TaskSpec, Rejected> {
             field: Some(field.into()),
         })?;
     }
-    crate::spec::parse_str(text, Path::new(name)).map_err(|e| Rejected {
+    crate::spec::parse_submitted(text, Path::new(name)).map_err(|e| Rejected {
         field: e.field.clone(),
         message: e.to_string(),
     })
