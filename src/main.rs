@@ -171,7 +171,11 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
                     serde_json::to_string_pretty(summary).unwrap_or_default()
                 );
             }
-            let what = if code == Exit::Refused { "refused" } else { "cancelled" };
+            let what = if code == Exit::Refused {
+                "refused"
+            } else {
+                "cancelled"
+            };
             fail(
                 code,
                 &format!(

@@ -86,9 +86,7 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
     copy_events(ctx, &task.id, &mut tail).await;
     match result {
         Ok(summary) => synth::end_of(&summary),
-        Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => {
-            synth::end_of(&summary)
-        }
+        Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => synth::end_of(&summary),
         Err(NotRun::Invalid(m)) => fail(ctx, task, Reason::InvalidInput, m),
         Err(NotRun::Fault(m)) => fail(ctx, task, Reason::RunnerFault, m),
     }

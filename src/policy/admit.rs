@@ -190,7 +190,8 @@ fn check_repo(
     level: Level,
     rules: &mut Vec<String>,
 ) -> Result<(), Refusal> {
-    let not_allowed = |m: String| refuse(Reason::RepoNotAllowed, format!("repository `{url}`: {m}"));
+    let not_allowed =
+        |m: String| refuse(Reason::RepoNotAllowed, format!("repository `{url}`: {m}"));
     let loc = super::repo_access::locate(url).map_err(not_allowed)?;
     super::repo_access::allowed(&loc, &p.operator.repo_access, t.source == Source::Cli)
         .map_err(not_allowed)?;

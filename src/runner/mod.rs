@@ -199,12 +199,22 @@ async fn prepare_workspace(
             WorkspaceError::Source { .. } | WorkspaceError::BaseMissing { .. } => {
                 NotRun::Invalid(format!("{file}: {e}"))
             }
-            WorkspaceError::TooLarge { .. } | WorkspaceError::TooManyFiles { .. } => {
-                not_prepared(spec, opts, task_id, State::Refused, Reason::RepoTooLarge, &e)
-            }
-            WorkspaceError::PrepareTimeout { .. } => {
-                not_prepared(spec, opts, task_id, State::Refused, Reason::PrepareTimeout, &e)
-            }
+            WorkspaceError::TooLarge { .. } | WorkspaceError::TooManyFiles { .. } => not_prepared(
+                spec,
+                opts,
+                task_id,
+                State::Refused,
+                Reason::RepoTooLarge,
+                &e,
+            ),
+            WorkspaceError::PrepareTimeout { .. } => not_prepared(
+                spec,
+                opts,
+                task_id,
+                State::Refused,
+                Reason::PrepareTimeout,
+                &e,
+            ),
             WorkspaceError::Cancelled => {
                 not_prepared(spec, opts, task_id, State::Cancelled, Reason::Cancelled, &e)
             }
