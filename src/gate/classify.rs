@@ -87,6 +87,8 @@ pub(crate) fn is_assertion(message: &str) -> bool {
     lower.starts_with("assert")
         || m.starts_with("expect(")
         || m.starts_with("expected ")
+        || m.starts_with("Failed: DID NOT RAISE")
+        || m.starts_with("Failed: DID NOT WARN")
         || m.contains("AssertionError")
         || m.contains("AssertionFailedError")
         || m.contains("ComparisonFailure")
@@ -166,6 +168,14 @@ mod tests {
     fn assertion_message_beats_keywords() {
         assert_eq!(test_failure("assert not timed_out", "", Panic), Assertion);
         assert_eq!(test_failure("TypeError: x", "", Panic), Panic);
+        assert_eq!(
+            test_failure("Failed: DID NOT RAISE <class 'KeyError'>", "", Error),
+            Assertion
+        );
+        assert_eq!(
+            test_failure("Failed: Timeout (>1.0s) from pytest-timeout.", "", Error),
+            Timeout
+        );
         assert_eq!(
             test_failure("Error: Test timed out in 100ms.", "", Panic),
             Timeout

@@ -55,7 +55,7 @@ fn block_failure(tool: &'static str, block: &Block) -> Failure {
         .take(DETAIL_LINES)
         .collect();
     let default = match block.test_id {
-        Some(_) => FailureKind::Panic,
+        Some(_) => FailureKind::Error,
         None => FailureKind::Compile,
     };
     let kind = test_failure(message, &detail.join("\n"), default);

@@ -188,7 +188,7 @@ fn kind(problem: &Problem, message: &str, text: &str) -> FailureKind {
         .or_else(|| exception_prefix(message))
         .unwrap_or("");
     let default = if problem.error || !exc.is_empty() {
-        FailureKind::Panic
+        FailureKind::Error
     } else {
         FailureKind::Assertion
     };
@@ -294,6 +294,6 @@ mod tests {
         assert_eq!(f[0].message, "expected:<1> but was:<2>");
         assert_eq!(f[0].kind, FailureKind::Assertion);
         assert_eq!(f[1].test_id.as_deref(), Some("FooTest.npe"));
-        assert_eq!(f[1].kind, FailureKind::Panic);
+        assert_eq!(f[1].kind, FailureKind::Error);
     }
 }

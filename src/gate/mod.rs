@@ -10,6 +10,7 @@
 //! code path and give the same result by construction.
 
 mod cargo_test;
+mod class;
 mod classify;
 mod config_edits;
 mod counts;
@@ -21,6 +22,7 @@ mod js_test;
 mod junit;
 mod lint;
 mod markers;
+mod origin;
 mod pytest;
 mod red_flags;
 mod rerun;
@@ -28,6 +30,7 @@ mod rustc;
 mod signature;
 mod stream;
 mod test_edits;
+mod test_ids;
 mod testpath;
 mod text;
 mod xml;
@@ -37,10 +40,13 @@ mod fixture_tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use class::FailureClass;
 pub use counts::{test_counts, TestCounts};
+pub use origin::{mark_origins, tests_not_run, BaseCommand, Baseline, CommandView};
 pub use red_flags::{red_flags, RedFlag, RedFlagKind};
 pub use rerun::rerun_argv;
 pub use stream::StreamParser;
+pub use test_ids::reported_test_ids;
 
 /// One structured failure extracted from a gate's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +66,10 @@ pub struct Failure {
     /// 16 hex digits, stable across runs of the same failure (numbers, addresses and temporary
     /// paths are normalised away), so the judge can tell "same failure again" from "progress".
     pub signature: String,
+    /// Which of the six classes a reviewer sorts failures into (derived from `kind`; `flaky`
+    /// when a rerun passed).
+    #[serde(default)]
+    pub class: FailureClass,
     /// Whether the change introduced the failure or the base already had it (contract
     /// addition under way: `attempts[].failures[].origin`); absent until a baseline is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,7 +80,7 @@ pub struct Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureOrigin {
-    /// The base passes this test; the change broke it.
+    /// It does not fail on the base (or the base's behaviour is unknown): the branch caused it.
     Introduced,
     /// The base fails this test too.
     Preexisting,
@@ -82,7 +92,10 @@ pub enum FailureOrigin {
 pub enum FailureKind {
     Compile,
     Assertion,
+    /// A Rust or Go panic.
     Panic,
+    /// An uncaught exception in a test (Python, JavaScript, JUnit `<error>`).
+    Error,
     Timeout,
     Lint,
     Env,
@@ -98,6 +111,7 @@ impl FailureKind {
             FailureKind::Compile => "compile",
             FailureKind::Assertion => "assertion",
             FailureKind::Panic => "panic",
+            FailureKind::Error => "error",
             FailureKind::Timeout => "timeout",
             FailureKind::Lint => "lint",
             FailureKind::Env => "env",

@@ -229,7 +229,11 @@ fn block_failure(block: &Block) -> Failure {
             let as_assert = exc_type
                 .filter(|t| *t == "AssertionError")
                 .unwrap_or(message);
-            let kind = test_failure(as_assert, &detail, FailureKind::Panic);
+            let kind = match test_failure(as_assert, &detail, FailureKind::Error) {
+                // `pytest.fail(...)` and `pytest.raises` that saw nothing: the test's own check.
+                FailureKind::Error if message.starts_with("Failed: ") => FailureKind::Assertion,
+                k => k,
+            };
             let file = frames.first().map(|f| f.path);
             (kind, Some(node_id(file, &block.header)))
         }
@@ -259,7 +263,7 @@ fn summary_failure(id: &str, message: &str) -> Failure {
         None => (id, None),
     };
     let default = if test_id.is_some() {
-        FailureKind::Panic
+        FailureKind::Error
     } else {
         FailureKind::Compile
     };
@@ -307,7 +311,22 @@ mod tests {
                    E   KeyError: 'k'\n=== 1 failed ===\n";
         let f = parse_output(out, 1);
         assert_eq!(f[0].test_id.as_deref(), Some("tests/test_n.py::test_x"));
-        assert_eq!((f[0].line, f[0].kind), (Some(4), FailureKind::Panic));
+        assert_eq!((f[0].line, f[0].kind), (Some(4), FailureKind::Error));
+    }
+
+    #[test]
+    fn did_not_raise_and_pytest_fail_are_assertions() {
+        let out = concat!(
+            "=== FAILURES ===\n___ test_r ___\n\n    def test_r():\n",
+            ">       with pytest.raises(KeyError):\n",
+            "E       Failed: DID NOT RAISE <class 'KeyError'>\n\ntests/test_r.py:5: Failed\n",
+            "___ test_f ___\n\n    def test_f():\n>       pytest.fail('nope')\n",
+            "E       Failed: nope\n\ntests/test_r.py:8: Failed\n=== 2 failed ===\n"
+        );
+        let f = parse_output(out, 1);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f.iter().all(|f| f.kind == FailureKind::Assertion), "{f:?}");
+        assert!(f.iter().all(|f| f.class == crate::gate::FailureClass::Test));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum RedFlagKind {
     LintDisabled,
     SnapshotRewritten,
     GateConfigEdited,
+    /// Tests the base ran that the agent's gate run no longer reports (see `origin`).
+    TestsNotRun,
 }
 
 /// Inspect a unified diff (`git diff --binary`) and list its red flags, ordered by file, line.

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    Checkout, GateRule, LevelPolicy, Limits, Operator, Policies, PolicyError, ProtectedRule,
-    RepoRule, Runtime, Scope, ScopeAction,
+    Checkout, GateRule, LevelPolicy, Limits, Operator, Policies, PolicyError, Preexisting,
+    ProtectedRule, RepoRule, Runtime, Scope, ScopeAction,
 };
 use crate::spec::Level;
 use crate::units::{parse_bytes, parse_duration};
@@ -185,6 +185,8 @@ struct RawLevel {
     flaky_is_green: bool,
     #[serde(default)]
     stop_high_risk: bool,
+    #[serde(default)]
+    preexisting: Option<String>,
     runtime: RawRuntime,
     limits: RawLimits,
     scope: RawScope,
@@ -339,6 +341,18 @@ impl Ctx<'_> {
     }
 }
 
+/// `preexisting = "report" | "must_fix"`; absent means `report`.
+fn preexisting(c: &Ctx<'_>, raw: Option<&str>) -> Result<Preexisting, PolicyError> {
+    match raw {
+        None | Some("report") => Ok(Preexisting::Report),
+        Some("must_fix") => Ok(Preexisting::MustFix),
+        Some(v) => Err(c.err(
+            "preexisting",
+            format!("`{v}` is not accepted; use report or must_fix"),
+        )),
+    }
+}
+
 fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, PolicyError> {
     let c = Ctx { file };
     let raw: RawLevel = c.toml(text)?;
@@ -404,6 +418,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         push: raw.push,
         flaky_reruns: flaky_reruns(&c, raw.flaky_reruns)?,
         flaky_is_green: raw.flaky_is_green,
+        preexisting: preexisting(&c, raw.preexisting.as_deref())?,
         runtime_default,
         runtime_allowed,
         limits: limits(&c, raw.limits)?,

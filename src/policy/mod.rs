@@ -126,6 +126,8 @@ pub struct LevelPolicy {
     pub flaky_reruns: u32,
     /// Whether a gate that failed only on flaky tests counts as green.
     pub flaky_is_green: bool,
+    /// What failures that also fail on the untouched base mean for this level.
+    pub preexisting: Preexisting,
     pub runtime_default: Runtime,
     pub runtime_allowed: Vec<Runtime>,
     pub limits: Limits,
@@ -139,6 +141,16 @@ pub struct LevelPolicy {
     /// not push cannot even reach the token provider's configuration.
     #[serde(skip)]
     pub push_config: Option<crate::push::PushConfig>,
+}
+
+/// What a gate failure that also fails on the base (same signature) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preexisting {
+    /// They do not block green; they are listed as a risk note and not fed back.
+    Report,
+    /// They block green like any failure (CI-repair tasks, whose point is a red base).
+    MustFix,
 }
 
 /// A repository pattern and the highest level tasks on it may have.

@@ -8,7 +8,7 @@ use crate::gate::parse_output;
 fn pytest_failures() {
     let want = [
         "pytest assertion tests/test_calc.py:5 tests/test_calc.py::test_add",
-        "pytest panic calc.py:6 tests/test_calc.py::test_div_zero",
+        "pytest error calc.py:6 tests/test_calc.py::test_div_zero",
     ];
     let q = check("pytest/assertion_q.txt", &want);
     let expected = ["assert -1 == 5", "ZeroDivisionError: division by zero"];
@@ -59,7 +59,7 @@ fn flaky_pytest_runs_share_a_signature() {
 fn junit_reports() {
     let want = [
         "junit assertion tests/test_calc.py:5 tests/test_calc.py::test_add",
-        "junit panic calc.py:6 tests/test_calc.py::test_div_zero",
+        "junit error calc.py:6 tests/test_calc.py::test_div_zero",
     ];
     check("junit/pytest.xml", &want);
     check("junit/pytest_xunit1.xml", &want);
@@ -68,7 +68,7 @@ fn junit_reports() {
         &[
             "junit dependency src/broken.test.ts:1 -",
             "junit assertion src/math.test.ts:6 src/math.test.ts > math > adds numbers",
-            "junit panic src/math.ts:2 src/math.test.ts > math > parses",
+            "junit error src/math.ts:2 src/math.test.ts > math > parses",
             "junit assertion src/math.test.ts:15 src/math.test.ts > math > nested > chai assert",
             "junit assertion src/math.test.ts:21 src/math.test.ts > object equality",
             "junit timeout src/math.test.ts:24 src/math.test.ts > slow",
@@ -185,7 +185,7 @@ fn jest_failures() {
         "jest/failing.txt",
         &[
             "jest assertion src/math.test.js:5 src/math.test.js › math › adds numbers",
-            "jest panic src/math.js:2 src/math.test.js › math › parses",
+            "jest error src/math.js:2 src/math.test.js › math › parses",
             "jest assertion src/math.test.js:18 src/math.test.js › object equality",
             "jest dependency src/other.test.js:1 -",
             "jest timeout src/slow.test.js:1 src/slow.test.js › waits forever",
@@ -199,7 +199,7 @@ fn vitest_failures_with_and_without_colour() {
     let want = [
         "vitest dependency src/broken.test.ts:1 -",
         "vitest assertion src/math.test.ts:6 src/math.test.ts > math > adds numbers",
-        "vitest panic src/math.ts:2 src/math.test.ts > math > parses",
+        "vitest error src/math.ts:2 src/math.test.ts > math > parses",
         "vitest assertion src/math.test.ts:15 src/math.test.ts > math > nested > chai assert",
         "vitest assertion src/math.test.ts:21 src/math.test.ts > object equality",
         "vitest timeout src/math.test.ts:24 src/math.test.ts > slow",
