@@ -27,6 +27,8 @@ pub struct GateFacts {
     pub containers: Vec<ContainerFacts>,
     /// Every failure passed when rerun: the gate failed only on flaky tests.
     pub flaky_only: bool,
+    /// Every failure also fails on the base, and the policy only reports those.
+    pub preexisting_only: bool,
 }
 
 /// What the judge knows about one attempt.
@@ -91,6 +93,10 @@ pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
             true => stop(State::Green, Reason::GatePassedFlaky),
             false => stop(State::NeedsHuman, Reason::FlakyGate),
         };
+    }
+    if gate.preexisting_only {
+        // The base is red the same way: not this branch's doing (policy `report`).
+        return stop(State::Green, Reason::GatePassedPreexisting);
     }
     after_red_gate(history, budget)
 }
@@ -172,6 +178,7 @@ mod tests {
             gate: Some(GateFacts {
                 containers: vec![gate],
                 flaky_only: false,
+                preexisting_only: false,
             }),
             scope: ScopeVerdict::Ok,
             red_flags: 0,
@@ -302,5 +309,17 @@ mod tests {
             ..BUDGET
         };
         assert_eq!(reason(judge(&[f], b)), "green/gate_passed_flaky");
+    }
+
+    #[test]
+    fn only_preexisting_failures_are_green_but_not_a_red_flag() {
+        let mut p = attempt(FAIL, &[]);
+        p.gate.as_mut().unwrap().preexisting_only = true;
+        assert_eq!(
+            reason(judge(&[p.clone()], BUDGET)),
+            "green/gate_passed_preexisting"
+        );
+        p.red_flags = 1;
+        assert_eq!(reason(judge(&[p], BUDGET)), "needs_human/red_flag");
     }
 }

@@ -16,7 +16,8 @@ fn failure() -> Failure {
         message: "assert 1 == 2".into(),
         excerpt: "    assert add(1, 1) == 3\nE   assert 2 == 3".into(),
         signature: "0123456789abcdef".into(),
-        origin: None,
+        class: crate::gate::FailureClass::Test,
+        origin: Some(crate::gate::FailureOrigin::Introduced),
     }
 }
 

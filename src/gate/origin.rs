@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::red_flags::flag;
 use super::{
-    reported_test_ids, test_counts, Failure, FailureKind, FailureOrigin as Origin, RedFlag, RedFlagKind, TestCounts,
+    reported_test_ids, test_counts, Failure, FailureKind, FailureOrigin as Origin, RedFlag,
+    RedFlagKind, TestCounts,
 };
 
 /// How one gate command behaved on the untouched base.

@@ -45,6 +45,9 @@ pub struct TaskRun {
     pub(super) trees: Vec<String>,
     /// Model egress (proxies on the host), when the task was granted providers.
     pub(super) egress: Option<crate::egress::Egress>,
+    pub(super) state_dir: std::path::PathBuf,
+    /// The gate on the untouched base (see `baseline`).
+    pub(super) baseline: super::baseline::BaselineState,
 }
 
 impl TaskRun {
@@ -99,6 +102,8 @@ impl TaskRun {
             last_failures: Vec::new(),
             last_diff: Diff::default(),
             trees: Vec::new(),
+            state_dir: opts.state_dir.clone(),
+            baseline: Default::default(),
             egress,
         })
         .map(|mut t| {
@@ -109,6 +114,7 @@ impl TaskRun {
 
     /// Run attempts until the judge stops, then export. Always returns a summary.
     pub async fn execute(&mut self, cancel: CancellationToken) -> Summary {
+        self.start_baseline(&cancel).await;
         let (state, reason, message) = self.attempt_loop(&cancel).await;
         let (state, reason, message) = self.high_risk_stop(state, reason, message);
         self.events.emit("finished", state_json(state, reason));
@@ -195,7 +201,9 @@ impl TaskRun {
         };
         let diff = self.diff().map_err(|e| fault(&e))?;
         let scope = self.scope(&diff);
-        let red_flags = self.red_flags(&diff).map_err(|e| fault(&e))?;
+        let mut red_flags = self.red_flags(&diff).map_err(|e| fault(&e))?;
+        let not_run = self.tests_not_run_flags(gate.as_ref(), &red_flags);
+        red_flags.extend(not_run);
         self.record(n, agent, gate, &diff, scope, red_flags);
         self.last_diff = diff;
         Ok(())
@@ -233,14 +241,16 @@ impl TaskRun {
     ) {
         let failures: Vec<Failure> = gate.iter().flat_map(|g| g.failures.clone()).collect();
         let flaky: Vec<Failure> = gate.iter().flat_map(|g| g.flaky.clone()).collect();
+        let blocking: Vec<Failure> = gate.iter().flat_map(|g| g.blocking.clone()).collect();
         let gate_facts = gate.as_ref().map(|g| GateFacts {
             containers: g.runs.iter().map(|r| r.facts).collect(),
             flaky_only: g.flaky_only(),
+            preexisting_only: g.preexisting_only(),
         });
         let gate_passed = gate_facts
             .as_ref()
             .map(|g| g.containers.iter().all(ContainerFacts::ok));
-        let mut signatures: Vec<String> = failures.iter().map(|f| f.signature.clone()).collect();
+        let mut signatures: Vec<String> = blocking.iter().map(|f| f.signature.clone()).collect();
         signatures.sort();
         signatures.dedup();
         self.facts.push(AttemptFacts {
@@ -271,7 +281,9 @@ impl TaskRun {
         });
         let summary = json!({ "attempt": n, "gate_passed": gate_passed, "failures": failures.len(), "flaky": flaky.len(), "files_changed": diff.files.len(), "scope": scope, "red_flags": red_flags });
         self.events.emit("attempt_finished", summary);
-        self.last_failures = failures;
+        // Only what blocks is fed back: under `report`, failures the base has too are not the
+        // agent's to fix.
+        self.last_failures = blocking;
     }
 
     fn diff(&self) -> Result<Diff, crate::workspace::WorkspaceError> {
@@ -309,6 +321,7 @@ impl TaskRun {
     /// Remove every container of this task (whatever happened) and tear the workspace down.
     pub async fn finish(&mut self, keep: bool) {
         self.stop_egress();
+        self.abort_baseline();
         let (_, err) = self.engine.sweep(Some((LABEL_TASK, &self.task_id))).await;
         if let Some(e) = err {
             tracing::warn!(error = %e, "sweep of the task's containers failed");

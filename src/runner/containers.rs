@@ -136,7 +136,7 @@ impl TaskRun {
         })
     }
 
-    fn plan(&self, job: &Job<'_>) -> ContainerPlan {
+    pub(super) fn plan(&self, job: &Job<'_>) -> ContainerPlan {
         let l = &self.adm.limits;
         let mut env: Vec<(String, String)> = self
             .spec

@@ -5,7 +5,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::{fault, TaskRun};
 use super::containers::{Job, Ran};
-use crate::gate::{rerun_argv, test_counts, Failure, TestCounts};
+use crate::gate::{
+    mark_origins, rerun_argv, test_counts, Failure, FailureClass, FailureOrigin as Origin,
+    TestCounts,
+};
+use crate::policy::Preexisting;
 use crate::sandbox::{Ended, MountPlan, SandboxError};
 use crate::spec::GateSpec;
 
@@ -22,12 +26,19 @@ pub(super) struct GateResult {
     pub failures: Vec<Failure>,
     /// Failures that passed on a rerun: reported, not fed back as bugs.
     pub flaky: Vec<Failure>,
+    /// The failures that block green (see `baseline::blocking`): the agent's feedback.
+    pub blocking: Vec<Failure>,
 }
 
 impl GateResult {
     /// The gate failed, and only on flaky tests.
     pub fn flaky_only(&self) -> bool {
-        !self.flaky.is_empty() && self.failures.is_empty()
+        !self.flaky.is_empty() && self.blocking.is_empty()
+    }
+
+    /// The gate failed, and only on failures the base has too (policy `report`).
+    pub fn preexisting_only(&self) -> bool {
+        self.flaky.is_empty() && self.blocking.is_empty() && !self.failures.is_empty()
     }
 
     /// Tests counted from the commands' own output (reruns are not double-counted).
@@ -86,11 +97,14 @@ impl TaskRun {
         mounts: &[MountPlan],
         cancel: &CancellationToken,
     ) -> Result<GateResult, SandboxError> {
+        let base = self.baseline().await;
+        let policy = self.adm.policy.preexisting;
         let mut result = GateResult {
             runs: vec![],
             reruns: vec![],
             failures: vec![],
             flaky: vec![],
+            blocking: vec![],
         };
         for (i, argv) in gate.commands.iter().enumerate() {
             self.progress
@@ -110,20 +124,40 @@ impl TaskRun {
                 ran.facts.ended == Ended::Exited && !ran.facts.oom_killed,
             );
             let failures = ran.failures.clone();
+            let counts = test_counts(&String::from_utf8_lossy(&ran.log));
             result.runs.push(ran);
             if ok {
                 continue;
             }
+            let base_cmd = base
+                .as_deref()
+                .and_then(|b| b.commands.get(i))
+                .filter(|c| c.argv == *argv);
             if !rerunnable {
+                let mut failures = failures;
+                mark_origins(&mut failures, base.as_deref());
+                result.blocking.extend(failures.clone());
                 result.failures.extend(failures);
                 break;
             }
-            let (still, flaky) = self
-                .rerun_failing(n, gate, argv, failures, mounts, &mut result.reruns, cancel)
+            // Under `report`, failures the base has too are not rerun: they block nothing.
+            let mut failures = failures;
+            mark_origins(&mut failures, base.as_deref());
+            let (pre, rerun): (Vec<Failure>, Vec<Failure>) = failures.into_iter().partition(|f| {
+                policy == Preexisting::Report && f.origin == Some(Origin::Preexisting)
+            });
+            let (mut still, flaky) = self
+                .rerun_failing(n, gate, argv, rerun, mounts, &mut result.reruns, cancel)
                 .await?;
-            result.flaky.extend(flaky);
-            if !still.is_empty() {
-                result.failures.extend(still);
+            result.flaky.extend(flaky.into_iter().map(|f| Failure {
+                class: FailureClass::Flaky,
+                ..f
+            }));
+            still.extend(pre);
+            let blocking = super::baseline::blocking(&still, base_cmd, counts, policy);
+            result.failures.extend(still);
+            if !blocking.is_empty() {
+                result.blocking.extend(blocking);
                 break;
             }
         }

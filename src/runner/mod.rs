@@ -2,6 +2,8 @@
 //! both run tasks through [`run_task`].
 
 mod attempt;
+mod baseline;
+mod baseline_cache;
 mod containers;
 mod context;
 mod context_scope;

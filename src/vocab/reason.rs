@@ -35,6 +35,9 @@ reasons! {
     GatePassed = "gate_passed",
     /// The gate failed only on tests that passed on rerun, and the policy counts that as green.
     GatePassedFlaky = "gate_passed_flaky",
+    /// The gate failed only on failures the untouched base has too, and the level's policy
+    /// (`preexisting = "report"`) lists them rather than blocking on them (green).
+    GatePassedPreexisting = "gate_passed_preexisting",
     /// No gate runs at this level and the agent exited 0 (green).
     AgentFinished = "agent_finished",
     /// The gate failed only on flaky tests and the policy does not count that as green.

@@ -24,6 +24,16 @@ impl Workspace {
         Ok(merged)
     }
 
+    /// A throwaway overlay over the pristine base alone: what the baseline gate sees.
+    pub fn base_view(&self, name: &str) -> Result<PathBuf, WorkspaceError> {
+        let base = self.root.join(name);
+        let (upper, work) = writable_layer(&base.join("rw"), self.write_caps)?;
+        let merged = base.join("workspace");
+        fs::create_dir(&merged).map_err(WorkspaceError::io("create dir", &merged))?;
+        mount_overlay_layers(&[&self.pristine], &upper, &work, &merged)?;
+        Ok(merged)
+    }
+
     /// Unmount and delete a gate view.
     pub fn drop_view(&self, name: &str) -> Result<(), WorkspaceError> {
         let base = self.root.join(name);

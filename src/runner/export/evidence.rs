@@ -166,10 +166,51 @@ fn tests_run(md: &mut String, e: &Evidence) {
         for f in a.failures.iter().take(FAILURES_SHOWN) {
             let id = f.test_id.as_deref().or(f.file.as_deref()).unwrap_or("?");
             let msg = md::clip(&f.message, MESSAGE_CHARS);
-            let _ = writeln!(md, "|  | | | {} {} | | |", md::code(id), md::text(&msg));
+            let _ = writeln!(
+                md,
+                "|  | | | {} {}{} | | |",
+                md::code(id),
+                md::text(&origin_tag(f)),
+                md::text(&msg)
+            );
         }
     }
     md.push('\n');
+}
+
+/// `(test, pre-existing) ` before a failure's message.
+fn origin_tag(f: &crate::gate::Failure) -> String {
+    use crate::gate::FailureOrigin;
+    let class = f.class.as_str();
+    match f.origin {
+        Some(FailureOrigin::Preexisting) => format!("({class}, pre-existing) "),
+        Some(FailureOrigin::Introduced) => format!("({class}, introduced) "),
+        None => format!("({class}) "),
+    }
+}
+
+/// Failures of the last attempt that fail on the untouched base too.
+pub(super) fn preexisting(md: &mut String, s: &Summary) {
+    let Some(last) = s.attempts.last() else {
+        return;
+    };
+    let pre: Vec<&str> = last
+        .failures
+        .iter()
+        .filter(|f| f.origin == Some(crate::gate::FailureOrigin::Preexisting))
+        .map(|f| f.test_id.as_deref().or(f.file.as_deref()).unwrap_or("?"))
+        .collect();
+    if pre.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = pre.iter().take(10).map(|p| md::code(p)).collect();
+    let more = pre.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(md, "- {} failure(s) fail the same way on the untouched base (pre-existing, not caused by this change): {}{more}. The gate is not fully green; a reviewer should know the base is red.", pre.len(), shown.join(", "));
 }
 
 fn red_flags(md: &mut String, s: &Summary) {

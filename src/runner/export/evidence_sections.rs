@@ -235,6 +235,7 @@ pub(super) fn risk(out: &mut String, e: &Evidence) {
     }
     let deps = dependency_changes(&e.diff.files);
     let _ = writeln!(out, "Risk notes:\n");
+    super::evidence::preexisting(out, e.summary);
     if !deps.is_empty() && e.adm.task_scope.dependencies == Dependencies::Review {
         let _ = writeln!(out, "- Dependency manifests or lock files changed ({}): the task's scope allows them for review; check every added or upgraded package.", list(&deps));
     }
