@@ -5,11 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::{fault, TaskRun};
 use super::containers::{Job, Ran};
-use crate::gate::{
-    mark_origins, rerun_argv, test_counts, Failure, FailureClass, FailureOrigin as Origin,
-    TestCounts,
-};
-use crate::policy::Preexisting;
+use crate::gate::{mark_origins, rerun_argv, test_counts, Failure, FailureClass, TestCounts};
 use crate::sandbox::{Ended, MountPlan, SandboxError};
 use crate::spec::GateSpec;
 
@@ -140,20 +136,16 @@ impl TaskRun {
                 result.failures.extend(failures);
                 break;
             }
-            // Under `report`, failures the base has too are not rerun: they block nothing.
-            let mut failures = failures;
-            mark_origins(&mut failures, base.as_deref());
-            let (pre, rerun): (Vec<Failure>, Vec<Failure>) = failures.into_iter().partition(|f| {
-                policy == Preexisting::Report && f.origin == Some(Origin::Preexisting)
-            });
+            // Every failure is rerun, the base's too: "flaky" is the more specific diagnosis (a
+            // flaky test can fail on the base as well).
             let (mut still, flaky) = self
-                .rerun_failing(n, gate, argv, rerun, mounts, &mut result.reruns, cancel)
+                .rerun_failing(n, gate, argv, failures, mounts, &mut result.reruns, cancel)
                 .await?;
             result.flaky.extend(flaky.into_iter().map(|f| Failure {
                 class: FailureClass::Flaky,
                 ..f
             }));
-            still.extend(pre);
+            mark_origins(&mut still, base.as_deref());
             let blocking = super::baseline::blocking(&still, base_cmd, counts, policy);
             result.failures.extend(still);
             if !blocking.is_empty() {
