@@ -105,7 +105,8 @@ fn a_red_base_is_preexisting_and_only_introduced_failures_are_fed_back() {
     assert_eq!(second[0]["origin"], "preexisting");
     let evidence = w.artifact(&ran, "evidence.md");
     assert!(
-        evidence.contains("pre-existing") && evidence.contains("`tests/test_calc.py::test_old`"),
+        evidence.contains("fail the same way on the untouched base")
+            && evidence.contains("<code>tests/test\\_calc.py::test\\_old</code>"),
         "{evidence}"
     );
     assert!(w
@@ -149,7 +150,9 @@ fn an_agent_that_exits_the_test_process_early_is_a_red_flag() {
         .find(|f| f["kind"] == "tests_not_run")
         .unwrap_or_else(|| panic!("{flags:?}"));
     assert!(f["detail"].as_str().unwrap().contains("2 test(s)"), "{f}");
-    assert!(w.artifact(&ran, "evidence.md").contains("tests_not_run"));
+    assert!(w
+        .artifact(&ran, "evidence.md")
+        .contains("tests\\_not\\_run"));
 }
 
 #[test]
