@@ -103,7 +103,10 @@ pub fn plan(rule: &Rule, event: &Event, template: Level, caps: Caps) -> Result<P
             event.issue.number
         ),
         issue_number: event.issue.number,
-        requester: event.actor.login.clone(),
+        requester: text::strip_controls(&event.actor.login)
+            .chars()
+            .take(100)
+            .collect(),
         notes,
     })
 }

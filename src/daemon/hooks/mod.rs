@@ -20,7 +20,7 @@ use serde_json::json;
 use super::api::Body;
 use super::config::triggers::TriggerRule;
 use super::shared::Shared;
-use crate::trigger::{verify, Forge, Headers, Parsed};
+use crate::trigger::{verify, Forge, Headers, Kind, Parsed};
 
 pub use intake::Accepted;
 
@@ -63,7 +63,13 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<Shared>, route: &str) -> Re
         return reply::error(StatusCode::UNAUTHORIZED, &msg, None);
     }
     match event(dialect, &h, &body, &signed) {
-        Ok((rule, e)) => intake::accept(&ctx, dialect, &h, rule, &e).await,
+        // One arm per kind of event: a kind that starts no task (a closed pull request for
+        // statistics, say) gets its own handler here, and the compiler asks for it.
+        Ok((rule, e)) => match e.kind {
+            Kind::Labeled { .. } | Kind::Comment { .. } => {
+                intake::accept(&ctx, dialect, &h, rule, &e).await
+            }
+        },
         Err(Stop::Ignored(why)) => ignored(&why),
         Err(Stop::Bad(m)) => reply::error(StatusCode::BAD_REQUEST, &m, None),
     }
@@ -101,6 +107,7 @@ fn event<'a>(
 
 /// 200 `{"ignored": why}`.
 pub fn ignored(why: &str) -> Response<Body> {
+    let why = crate::trigger::text::title(why);
     tracing::info!(why, "webhook ignored");
     super::api::reply::json(StatusCode::OK, &json!({ "ignored": why }))
 }
