@@ -9,31 +9,12 @@
 //! batch entry point ([`parse_output`]) and the incremental one ([`StreamParser`]) share the same
 //! code path and give the same result by construction.
 
-mod cargo_test;
 mod class;
-mod classify;
-mod config_edits;
-mod counts;
-mod diff;
-mod engine;
-mod generic;
-mod go_test;
-mod js_test;
-mod junit;
-mod lint;
-mod markers;
 mod origin;
-mod pytest;
+pub(crate) mod parsers;
 mod red_flags;
 mod rerun;
-mod rustc;
-mod signature;
-mod stream;
-mod test_edits;
 mod test_ids;
-mod testpath;
-mod text;
-mod xml;
 
 #[cfg(test)]
 mod fixture_tests;
@@ -41,11 +22,11 @@ mod fixture_tests;
 use serde::{Deserialize, Serialize};
 
 pub use class::FailureClass;
-pub use counts::{test_counts, TestCounts};
 pub use origin::{mark_origins, tests_not_run, BaseCommand, Baseline, CommandView};
+pub use parsers::counts::{test_counts, TestCounts};
+pub use parsers::stream::StreamParser;
 pub use red_flags::{red_flags, RedFlag, RedFlagKind};
 pub use rerun::rerun_argv;
-pub use stream::StreamParser;
 pub use test_ids::reported_test_ids;
 
 /// One structured failure extracted from a gate's output.
@@ -133,7 +114,7 @@ pub const MAX_EXCERPT_CHARS: usize = 2000;
 /// A non-zero `exit_code` never yields an empty list: when nothing is recognised the result is a
 /// single `unknown` failure whose excerpt is the tail of the log.
 pub fn parse_output(output: &str, exit_code: i64) -> Vec<Failure> {
-    let mut engine = engine::Engine::new();
+    let mut engine = parsers::dispatch::Dispatcher::new();
     let mut segments = output.split('\n').peekable();
     while let Some(segment) = segments.next() {
         let is_last = segments.peek().is_none();

@@ -225,7 +225,7 @@ fn regex_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::text::Draft;
+    use crate::gate::parsers::text::Draft;
     use crate::gate::FailureKind;
 
     fn argv(s: &str) -> Vec<String> {

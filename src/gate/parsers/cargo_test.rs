@@ -8,9 +8,9 @@
 use std::collections::HashSet;
 
 use super::classify::test_failure;
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{join_trimmed, split_location, Draft};
-use super::FailureKind;
+use crate::gate::FailureKind;
 
 const TOOL: &str = "cargo-test";
 
@@ -132,7 +132,7 @@ fn is_panic_trailer(line: &str) -> bool {
         || line.starts_with("thread '")
 }
 
-fn section_failure(section: &Section) -> super::Failure {
+fn section_failure(section: &Section) -> crate::gate::Failure {
     let draft = Draft::new(TOOL, FailureKind::Panic).test(Some(section.name.clone()));
     let Some(panic) = find_panic(&section.lines) else {
         let text = join_trimmed(&section.lines);

@@ -5,7 +5,7 @@
 //! log tail anyway.
 
 use super::signature::signature;
-use super::{Failure, FailureClass, FailureKind, MAX_EXCERPT_CHARS, MAX_MESSAGE_CHARS};
+use crate::gate::{Failure, FailureClass, FailureKind, MAX_EXCERPT_CHARS, MAX_MESSAGE_CHARS};
 
 /// Make a raw output line comparable: drop a trailing CR, keep what a terminal would show after
 /// carriage-return overwrites, and remove ANSI escape sequences (vitest and tsc colour output

@@ -5,12 +5,12 @@
 //! test case before that point is complete (test cases do not nest).
 
 use super::classify::test_failure;
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::js_test::first_js_location;
 use super::pytest::crash_location;
 use super::text::{first_line, head_and_tail, join_trimmed, Draft};
 use super::xml::{attr, tokens, Token};
-use super::{Failure, FailureKind, MAX_EXCERPT_CHARS};
+use crate::gate::{Failure, FailureKind, MAX_EXCERPT_CHARS};
 
 const TOOL: &str = "junit";
 const CASE_END: &str = "</testcase>";

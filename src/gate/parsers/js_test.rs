@@ -6,9 +6,9 @@
 //! codes are already stripped; after that, coloured jest and vitest differ only in those shapes.
 
 use super::classify::test_failure;
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{first_line, join_trimmed, looks_like_file, split_location, Draft};
-use super::{Failure, FailureKind};
+use crate::gate::{Failure, FailureKind};
 
 /// Lines of a block searched for classification phrases (the message, not the code frame).
 const DETAIL_LINES: usize = 8;

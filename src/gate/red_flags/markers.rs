@@ -6,8 +6,8 @@
 //! (this crate has several) does not trip the detector.
 
 use super::diff::{Change, FileDiff};
-use super::red_flags::{flag, Moved, RedFlag, RedFlagKind};
 use super::testpath::{file_name, is_test_path, lang, Lang};
+use super::{flag, Moved, RedFlag, RedFlagKind};
 
 /// Flag added skip markers and lint suppressions that were not merely moved.
 pub(crate) fn added_markers(file: &FileDiff, moved: &Moved, flags: &mut Vec<RedFlag>) {

@@ -5,7 +5,7 @@
 //! from assertion failures (no point retrying an agent because DNS does not resolve). The
 //! phrases are the ones the tools actually print.
 
-use super::FailureKind;
+use crate::gate::FailureKind;
 
 const NETWORK: &[&str] = &[
     "Connection refused",

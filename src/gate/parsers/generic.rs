@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::classify::by_keywords;
 use super::text::{clip_start, join_trimmed, Draft};
-use super::{Failure, FailureKind, MAX_EXCERPT_CHARS};
+use crate::gate::{Failure, FailureKind, MAX_EXCERPT_CHARS};
 
 /// Words that make a line a better message than merely "the last line".
 const ERRORISH: &[&str] = &[

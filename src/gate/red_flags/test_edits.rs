@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use super::diff::{Change, DiffLine, FileDiff, Hunk};
-use super::red_flags::{flag, Moved, RedFlag, RedFlagKind};
 use super::testpath::{is_test_path, lang, Lang};
+use super::{flag, Moved, RedFlag, RedFlagKind};
 
 /// Lines searched after a Rust test attribute for the `fn` it applies to.
 const RUST_ATTR_REACH: usize = 4;

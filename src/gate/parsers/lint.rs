@@ -6,9 +6,9 @@
 //! until then instead of being streamed under a name that might change.
 
 use super::classify::by_keywords;
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{join_trimmed, leading_number, looks_like_file, split_location, Draft, Location};
-use super::{Failure, FailureKind};
+use crate::gate::{Failure, FailureKind};
 
 /// A concise finding kept until the end of the output.
 struct Held {

@@ -6,8 +6,8 @@
 //! read from the hunk; when the hunk does not show it, the changed key decides.
 
 use super::diff::{Change, DiffLine, FileDiff, Hunk};
-use super::red_flags::{flag, Moved, RedFlag, RedFlagKind};
 use super::testpath::{file_name, is_test_path};
+use super::{flag, Moved, RedFlag, RedFlagKind};
 
 /// Files that configure test discovery, test running or linting in their entirety.
 const WHOLE_FILES: &[&str] = &[
@@ -304,7 +304,7 @@ mod tests {
         let diff = "diff --git a/package.json b/package.json\n--- a/package.json\n+++ b/package.json\n\
                     @@ -1,5 +1,5 @@\n {\n   \"scripts\": {\n     \"build\": \"tsc\",\n-    \"test\": \"jest\"\n\
                     +    \"test\": \"jest || true\"\n   },\n";
-        let files = crate::gate::diff::parse(diff);
+        let files = crate::gate::red_flags::diff::parse(diff);
         let mut flags = Vec::new();
         gate_config(&files[0], &mut flags);
         assert_eq!(flags.len(), 1);

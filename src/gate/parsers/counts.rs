@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn the_real_pytest_fixture_is_counted() {
-        let text = include_str!("../../tests/fixtures/gate/pytest/assertion_q.txt");
+        let text = include_str!("../../../tests/fixtures/gate/pytest/assertion_q.txt");
         let got = test_counts(text).expect("counts");
         assert!(got.failed >= 1, "{got:?}");
     }

@@ -1,5 +1,5 @@
-//! The line-driven engine behind [`parse_output`](super::parse_output) and
-//! [`StreamParser`](super::StreamParser).
+//! The line-driven engine behind [`parse_output`](crate::gate::parse_output) and
+//! [`StreamParser`](crate::gate::StreamParser).
 //!
 //! Every parser sees every line; each only reacts to its own tool's shapes, which is how mixed
 //! outputs (a `cargo clippy && cargo test` gate, a `ruff check && pytest` gate) are handled
@@ -8,7 +8,8 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::text::clean_line;
-use super::{cargo_test, generic, go_test, js_test, junit, lint, pytest, rustc, Failure};
+use super::{cargo_test, generic, go_test, js_test, junit, lint, pytest, rustc};
+use crate::gate::Failure;
 
 /// Lines kept for the fallback failure's excerpt.
 const TAIL_LINES: usize = 40;
@@ -47,7 +48,7 @@ pub(crate) trait LineParser: Send {
 /// Identity used to drop duplicates (the same diagnostic printed for a lib and its test target).
 type Key = (String, Option<u32>, Option<String>);
 
-pub(crate) struct Engine {
+pub(crate) struct Dispatcher {
     parsers: Vec<Box<dyn LineParser>>,
     errors: Vec<Failure>,
     warnings: Vec<Failure>,
@@ -55,9 +56,9 @@ pub(crate) struct Engine {
     tail: VecDeque<String>,
 }
 
-impl Engine {
+impl Dispatcher {
     pub(crate) fn new() -> Self {
-        Engine {
+        Dispatcher {
             parsers: vec![
                 Box::new(cargo_test::CargoTest::default()),
                 Box::new(rustc::Rustc::default()),

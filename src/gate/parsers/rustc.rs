@@ -8,9 +8,9 @@
 use serde_json::Value;
 
 use super::classify::by_keywords;
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{join_trimmed, split_location, Draft};
-use super::{Failure, FailureKind};
+use crate::gate::{Failure, FailureKind};
 
 /// Cargo and rustc summaries that look like diagnostics but only repeat them.
 const SUMMARIES: &[&str] = &[

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::classify::{by_keywords, test_failure};
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{clip_end, join_trimmed, split_location, Draft};
-use super::{Failure, FailureKind, MAX_EXCERPT_CHARS};
+use crate::gate::{Failure, FailureKind, MAX_EXCERPT_CHARS};
 
 const TOOL: &str = "go-test";
 /// Bound on log lines kept per running test (`-v` output of passing tests is discarded).

@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 
 use super::classify::{by_keywords, test_failure};
-use super::engine::{Finding, LineParser};
+use super::dispatch::{Finding, LineParser};
 use super::text::{head_and_tail, split_location, Draft};
-use super::{Failure, FailureKind, MAX_EXCERPT_CHARS};
+use crate::gate::{Failure, FailureKind, MAX_EXCERPT_CHARS};
 
 const TOOL: &str = "pytest";
 

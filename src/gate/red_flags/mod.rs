@@ -10,9 +10,13 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::diff::{self, Change, FileDiff};
-use super::testpath::{file_name, is_code_path, is_snapshot_path, is_test_file_name, is_test_path};
-use super::{config_edits, markers, test_edits};
+use self::diff::{Change, FileDiff};
+use self::testpath::{file_name, is_code_path, is_snapshot_path, is_test_file_name, is_test_path};
+mod config_edits;
+pub(crate) mod diff;
+mod markers;
+mod test_edits;
+pub(crate) mod testpath;
 
 /// One suspicious change, citing the file and line (the new file's line number where the line
 /// exists there, else the old file's).

@@ -4,14 +4,14 @@
 //! of a line or of a UTF-8 sequence. Only complete lines are handed to the engine. Splitting at
 //! `\n` is safe for UTF-8 because the byte 0x0A never occurs inside a multi-byte sequence.
 
-use super::engine::Engine;
-use super::Failure;
+use super::dispatch::Dispatcher;
+use crate::gate::Failure;
 
 /// Feed chunks with [`feed`](Self::feed) to get failures as soon as they are complete; call
 /// [`finish`](Self::finish) with the exit code to get the full list, identical to
-/// [`parse_output`](super::parse_output) on the concatenated output.
+/// [`parse_output`](crate::gate::parse_output) on the concatenated output.
 pub struct StreamParser {
-    engine: Engine,
+    dispatcher: Dispatcher,
     pending: Vec<u8>,
 }
 
@@ -24,7 +24,7 @@ impl Default for StreamParser {
 impl StreamParser {
     pub fn new() -> Self {
         StreamParser {
-            engine: Engine::new(),
+            dispatcher: Dispatcher::new(),
             pending: Vec::new(),
         }
     }
@@ -38,7 +38,7 @@ impl StreamParser {
         let complete: Vec<u8> = self.pending.drain(..=last_newline).collect();
         let mut fresh = Vec::new();
         for line in complete[..last_newline].split(|b| *b == b'\n') {
-            fresh.extend(self.engine.push_line(&String::from_utf8_lossy(line)));
+            fresh.extend(self.dispatcher.push_line(&String::from_utf8_lossy(line)));
         }
         fresh
     }
@@ -47,9 +47,9 @@ impl StreamParser {
     pub fn finish(mut self, exit_code: i64) -> Vec<Failure> {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            self.engine.push_line(&String::from_utf8_lossy(&rest));
+            self.dispatcher.push_line(&String::from_utf8_lossy(&rest));
         }
-        self.engine.finish(exit_code)
+        self.dispatcher.finish(exit_code)
     }
 }
 

@@ -5,7 +5,7 @@
 //! only incidental details do: durations, addresses, thread ids, line numbers shifted by an
 //! edit, temporary directories. Everything that *identifies* the failure stays in.
 
-use super::FailureKind;
+use crate::gate::FailureKind;
 
 /// Hash tool, kind, file, test id and normalised message into 16 hex digits.
 pub(crate) fn signature(
