@@ -5,15 +5,25 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARTIFACTS ?= artifacts
 
-.PHONY: all engine images demo-repo build test bench demo lint clean-state
+.PHONY: all engine images engine-podman images-podman demo-repo build test bench demo lint clean-state
 
 all: build
 
+ENGINE ?= docker
+PODMAN_HOST ?= unix:///run/podman/podman.sock
+
 engine:
-	@bash scripts/engine.sh
+	@ENGINE=$(ENGINE) bash scripts/engine.sh
 
 images: engine
-	@bash scripts/images.sh
+	@ENGINE=$(ENGINE) bash scripts/images.sh
+
+# Podman's Docker-compatible service beside dockerd, and the same images in its storage.
+engine-podman:
+	@ENGINE=podman bash scripts/engine.sh
+
+images-podman: images engine-podman
+	@ENGINE=podman bash scripts/images.sh
 
 demo-repo:
 	@bash scripts/demo-repo.sh
@@ -30,9 +40,11 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: engine images demo-repo
+test: engine images demo-repo images-podman
 	$(CARGO) build --locked --all-targets
 	$(CARGO) test --locked -- --test-threads=2
+	@echo "== hardening and limits again, against Podman at $(PODMAN_HOST)" >&2
+	DOCKER_HOST=$(PODMAN_HOST) $(CARGO) test --locked --test hardening --test limits -- --test-threads=2
 
-bench: engine images demo-repo build
+bench: engine images demo-repo images-podman build
 	@bash scripts/bench.sh

@@ -10,6 +10,8 @@
 #
 # Environment: AIRLOCK_CACHE, AIRLOCK_DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # BUSYBOX (path of a static busybox; default: /bin/busybox from Debian's busybox-static).
+# ENGINE=podman: also copy each image into Podman's storage (`docker save | podman load`), skipped
+# when Podman already holds an image with the same airlock.inputs label.
 # Usage: scripts/images.sh [sandbox-test|demo ...]   (default: both)
 set -euo pipefail
 
@@ -219,6 +221,29 @@ build_demo() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Podman: the same images, copied from dockerd.
+
+podman_label() {
+    podman image inspect --format '{{ index .Labels "airlock.inputs" }}' "$1" 2>/dev/null || true
+}
+
+copy_to_podman() {
+    local name=$1:latest want t0
+    command -v podman >/dev/null || die "podman is not installed; run \`make engine ENGINE=podman\`"
+    want=$(current_label "$name")
+    [ -n "$want" ] || die "$name is not built on dockerd"
+    if [ "$(podman_label "$name")" = "$want" ]; then
+        say "$name up to date in podman"
+        return
+    fi
+    t0=$SECONDS
+    say "copying $name into podman ($(image_size "$name"))"
+    docker save "$name" | podman load -q >/dev/null || die "podman load of $name failed"
+    podman image prune -f >/dev/null 2>&1 || true   # the previous copy, now untagged
+    say "loaded $name into podman ($((SECONDS - t0))s)"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 command -v docker >/dev/null || die "the docker CLI is not installed; run \`make engine\`"
 docker info >/dev/null 2>&1 || die "no container engine answers (docker info failed); run \`make engine\`"
@@ -239,4 +264,5 @@ for t in "${targets[@]}"; do
         demo) build_demo ;;
         *) die "unknown image '$t' (known: sandbox-test demo)" ;;
     esac
+    [ "${ENGINE:-docker}" != podman ] || copy_to_podman "airlock/$t"
 done

@@ -122,13 +122,19 @@ fn run(args: RunArgs) -> i32 {
     if args.dry_run {
         policies.set_push_dry_run();
     }
-    let artifacts = match absolute(&args.artifacts) {
+    let artifacts = match absolute("--artifacts", &args.artifacts) {
+        Ok(a) => a,
+        Err(e) => return fail(Exit::Fault, &e),
+    };
+    // Mount points and container binds need absolute paths; a relative one would fail at the
+    // engine and leave mounts behind.
+    let state_dir = match absolute("--state-dir", &args.state_dir) {
         Ok(a) => a,
         Err(e) => return fail(Exit::Fault, &e),
     };
     let opts = RunOptions {
         artifacts_root: artifacts,
-        state_dir: args.state_dir.clone(),
+        state_dir,
         keep: args.keep,
         trigger: Trigger::cli(),
         policies,
@@ -207,8 +213,8 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-fn absolute(p: &std::path::Path) -> Result<PathBuf, String> {
-    std::path::absolute(p).map_err(|e| format!("--artifacts {}: {e}", p.display()))
+fn absolute(flag: &str, p: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
 }
 
 fn fail(exit: Exit, message: &str) -> i32 {

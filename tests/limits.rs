@@ -58,14 +58,26 @@ fn memory_hog_ends_as_oom() {
         &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=256M count=4"],
         "[limits]\nmemory = \"32m\"\ntimeout = \"60s\"",
     ));
+    assert_eq!(ran.code, 1);
+    let agent = &ran.summary()["attempts"][0]["agent"];
+    if common::is_podman() {
+        // The cap holds (the hog is killed), but Podman 4.3 on cgroup v1 does not report the
+        // kill as an OOM: the task ends as a failed agent with SIGKILL's exit code.
+        assert_eq!(agent["exit_code"], 137, "{agent}");
+        assert_eq!(
+            ran.state_reason(),
+            ("needs_human".into(), "agent_failed".into())
+        );
+        world.assert_clean(&ran.task_id());
+        return;
+    }
     assert_eq!(
         ran.state_reason(),
         ("needs_human".into(), "oom".into()),
         "{}",
         ran.stdout
     );
-    assert_eq!(ran.summary()["attempts"][0]["agent"]["oom_killed"], true);
-    assert_eq!(ran.code, 1);
+    assert_eq!(agent["oom_killed"], true);
     world.assert_clean(&ran.task_id());
 }
 

@@ -68,3 +68,40 @@ fn images_with_unchanged_inputs_are_not_rebuilt() {
         "{stderr}"
     );
 }
+
+#[test]
+fn podman_setup_registers_the_runsc_wrapper_and_keeps_the_rest_of_containers_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("containers.conf");
+    let wrapper = dir.path().join("runsc-podman");
+    std::fs::write(&conf, "[containers]\nlog_size_max = 1000\n").unwrap();
+    let run = || {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("source scripts/engine.sh && register_podman_runsc")
+            .current_dir(repo())
+            .env("AIRLOCK_CONTAINERS_CONF", &conf)
+            .env("AIRLOCK_RUNSC_WRAPPER", &wrapper)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run(), "changed");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains("log_size_max = 1000"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "[engine.runtimes]\nrunsc = [\"{}\"]",
+            wrapper.display()
+        )),
+        "{text}"
+    );
+    let script = std::fs::read_to_string(&wrapper).unwrap();
+    assert!(script.contains("--network=none \"$@\""), "{script}");
+    assert_eq!(run(), "", "a second run must change nothing");
+}

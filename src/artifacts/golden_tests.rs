@@ -83,6 +83,7 @@ fn summary() -> Summary {
         message: Some("detail".into()),
         level: "L2".into(),
         runtime: Some("runsc".into()),
+        engine: None,
         repo: RepoRecord {
             url: Some("/srv/git/app.git".into()),
             base: Some("main".into()),

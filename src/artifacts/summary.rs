@@ -109,6 +109,10 @@ pub struct Summary {
     pub message: Option<String>,
     pub level: String,
     pub runtime: Option<String>,
+    /// The engine the task ran on (`kind` docker|podman, `version`, `api_version`); absent when
+    /// nothing ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::sandbox::EngineInfo>,
     pub repo: RepoRecord,
     pub attempts: Vec<AttemptRecord>,
     pub files_changed: Vec<String>,
@@ -161,6 +165,7 @@ impl Summary {
             message,
             level: level.into(),
             runtime: None,
+            engine: None,
             repo: RepoRecord::default(),
             attempts: vec![],
             files_changed: vec![],

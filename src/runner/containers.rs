@@ -178,6 +178,7 @@ impl TaskRun {
             },
             workdir: "/workspace".into(),
             lock: Some(self.ws.lock.path().to_path_buf()),
+            scratch: self.ws.root.join("scratch"),
         }
     }
 

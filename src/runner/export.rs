@@ -170,6 +170,7 @@ impl TaskRun {
             message,
             level: self.adm.level.to_string(),
             runtime: Some(self.adm.runtime.as_str().into()),
+            engine: Some(self.engine.info().clone()),
             repo: RepoRecord {
                 url: Some(self.spec.repo.url.clone()),
                 base: Some(self.spec.repo.base.clone()),

@@ -108,6 +108,10 @@ pub async fn run_task(
         ),
     );
     let engine = preflight(&spec, &admission).await?;
+    progress.phase(
+        "engine",
+        &format!("{} at {}", engine.info(), engine.endpoint()),
+    );
     recover(&opts.state_dir, &engine, &progress).await;
     let ws = prepare_workspace(&spec, opts, &task_id, &admission, &cancel).await?;
     progress.phase(

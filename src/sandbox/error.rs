@@ -12,6 +12,13 @@ pub enum SandboxError {
     ImageMissing { image: String },
     #[error("runtime `{runtime}` is not registered with the engine (registered: {known:?}); register it in /etc/docker/daemon.json (`make engine` does) — airlock never falls back to another runtime")]
     RuntimeMissing { runtime: String, known: Vec<String> },
+    #[error("the {engine} engine cannot apply `{setting}`: {detail}; {fix} (airlock never runs a weaker sandbox instead)")]
+    Unsupported {
+        engine: &'static str,
+        setting: String,
+        detail: String,
+        fix: String,
+    },
     #[error("engine failed to {op} {target}: {source}")]
     Engine {
         op: &'static str,

@@ -3,6 +3,30 @@
 //! Every container airlock starts goes through [`create_body`]: no network, read-only root,
 //! all capabilities dropped, no-new-privileges, uid 1000, an init, cgroup limits, capped tmpfs,
 //! only declared environment values, and airlock's labels.
+//!
+//! Every mount and limit is stated, never left to an engine default (dockerd and Podman differ):
+//!
+//! | where          | what                           | exec     | caps                               |
+//! |----------------|--------------------------------|----------|------------------------------------|
+//! | `/`            | the image, read-only           | yes      | read-only                          |
+//! | `/workspace`   | the task's checkout (bind)     | yes: the repo's own scripts and builds run there | policy `limits.workspace` (host tmpfs layer) |
+//! | `/airlock`     | the task packet (bind)         | -        | read-only                          |
+//! | `/airlock/out` | the agent's report (bind)      | noexec   | policy `limits.out` (host tmpfs)   |
+//! | `/tmp`         | scratch, mode 1777             | noexec   | `limits.tmpfs` bytes, `tmpfs_inodes` |
+//! | HOME           | scratch, mode 0700, uid 1000   | noexec   | `limits.tmpfs` bytes, `tmpfs_inodes` |
+//! | `/dev/shm`     | shared memory                  | noexec   | [`SHM_BYTES`]                      |
+//! | `/run`, `/var/tmp` | part of the read-only root (on Podman: an empty read-only bind, see [`READ_ONLY_OVER`]) | - | read-only |
+//!
+//! `/tmp` and HOME are noexec so that nothing an agent writes there runs in the gate (it gets
+//! its own fresh ones anyway) and so a dropped binary cannot be run from scratch space; tools
+//! that build and run binaries (e.g. `go test`) can point their temp dir into `/workspace`
+//! (`GOTMPDIR=/workspace/.tmp`). On dockerd they are engine tmpfs mounts with these options; on
+//! Podman, whose tmpfs options cannot carry `nr_inodes=` or `uid=`, they are host-side tmpfs
+//! mounts with the same options, bound in ([`super::hostfs`]).
+//!
+//! Ulimits: `core` 0 (no dumps), `nofile` [`NOFILE`], `nproc` [`NPROC`]. The pids cgroup
+//! (`limits.pids`) is the per-container process cap; `nproc` counts every process of uid 1000
+//! on the host, so it is a backstop set high enough for concurrent tasks, never the cap.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,6 +36,7 @@ use bollard::models::{
     MountBindOptions, MountBindOptionsPropagationEnum, MountType, ResourcesUlimits,
 };
 
+use super::detect::EngineKind;
 use super::{LABEL_LOCK, LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
 
 /// The sandbox user. Work trees are owned by it.
@@ -22,6 +47,52 @@ pub const DEFAULT_SANDBOX_UID: u32 = SANDBOX_UID;
 pub const HOME: &str = "/home/agent";
 /// Bytes the engine may keep on disk for one container's log stream (airlock caps its own copy).
 const ENGINE_LOG_MAX: &str = "16m";
+/// [`ENGINE_LOG_MAX`] in bytes.
+pub const ENGINE_LOG_BYTES: i64 = 16 << 20;
+/// CFS period for CPU quotas (the engines' default, 100 ms).
+pub const CPU_PERIOD: i64 = 100_000;
+/// Size of `/dev/shm` (stated; both engines default to 64 MiB).
+pub const SHM_BYTES: i64 = 64 << 20;
+/// Open files per process (soft = hard).
+pub const NOFILE: i64 = 8192;
+/// Processes of uid 1000 (soft = hard); see the module doc.
+pub const NPROC: i64 = 16384;
+
+/// One scratch mount (`/tmp`, HOME): where, its mode, and whether uid 1000 owns it.
+#[derive(Debug)]
+pub struct ScratchMount {
+    /// Directory name of its host-side mount (see [`super::hostfs`]).
+    pub key: &'static str,
+    pub target: &'static str,
+    pub mode: u32,
+    /// Owned by [`SANDBOX_UID`] (else root).
+    pub owned: bool,
+}
+
+/// Paths an engine may mount writable tmpfs over a read-only root by itself (Podman's
+/// `--read-only-tmpfs`); where the engine does, airlock binds a read-only dir there, empty but
+/// for the mount points the engine itself needs inside (Podman binds its init at
+/// `/run/podman-init`).
+pub const READ_ONLY_OVER: [(&str, &str, &[&str]); 2] = [
+    ("run", "/run", &["podman-init"]),
+    ("var-tmp", "/var/tmp", &[]),
+];
+
+/// `/tmp` (shared, sticky) and HOME (private to the sandbox user).
+pub const SCRATCH_MOUNTS: [ScratchMount; 2] = [
+    ScratchMount {
+        key: "tmp",
+        target: "/tmp",
+        mode: 0o1777,
+        owned: false,
+    },
+    ScratchMount {
+        key: "home",
+        target: HOME,
+        mode: 0o700,
+        owned: true,
+    },
+];
 
 /// A host directory bound into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +129,21 @@ pub struct ContainerPlan {
     pub workdir: String,
     /// The task's lock file (labelled, so a sweep can tell live containers from orphans).
     pub lock: Option<PathBuf>,
+    /// A host directory inside the task's dir where the engine module may mount per-container
+    /// scratch tmpfs (engines without capped tmpfs options, see [`engine_tmpfs`]); recovery of
+    /// the task dir unmounts whatever a crash left there.
+    pub scratch: PathBuf,
 }
 
-/// The engine request for `plan`.
-pub fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
+/// Whether `kind` mounts `/tmp` and HOME itself (dockerd) or needs them bound in from host-side
+/// tmpfs mounts (Podman: no `nr_inodes=`/`uid=` tmpfs options).
+pub fn engine_tmpfs(kind: EngineKind) -> bool {
+    kind == EngineKind::Docker
+}
+
+/// The engine request for `plan` on an engine of `kind`. Where `kind` cannot carry the tmpfs
+/// caps ([`engine_tmpfs`]), `plan.mounts` must already hold the host-side scratch binds.
+pub fn create_body(plan: &ContainerPlan, kind: EngineKind) -> ContainerCreateBody {
     let mut env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("HOME={HOME}"));
     ContainerCreateBody {
@@ -78,12 +160,13 @@ pub fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
         attach_stdin: Some(false),
         open_stdin: Some(false),
         tty: Some(false),
-        host_config: Some(host_config(plan)),
+        host_config: Some(host_config(plan, kind)),
         ..Default::default()
     }
 }
 
-fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
+/// airlock's labels on every container.
+pub fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
     let mut labels = HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_TASK.to_string(), plan.task_id.clone()),
@@ -96,7 +179,7 @@ fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
     labels
 }
 
-fn host_config(plan: &ContainerPlan) -> HostConfig {
+fn host_config(plan: &ContainerPlan, kind: EngineKind) -> HostConfig {
     let l = &plan.limits;
     HostConfig {
         network_mode: Some("none".into()),
@@ -111,12 +194,13 @@ fn host_config(plan: &ContainerPlan) -> HostConfig {
         memory_swap: Some(l.memory as i64),
         memory_swappiness: None,
         nano_cpus: Some((l.cpus * 1e9) as i64),
-        ulimits: Some(vec![ResourcesUlimits {
-            name: Some("core".into()),
-            soft: Some(0),
-            hard: Some(0),
-        }]),
-        tmpfs: Some(tmpfs(l)),
+        ulimits: Some(vec![
+            ulimit("core", 0),
+            ulimit("nofile", NOFILE),
+            ulimit("nproc", NPROC),
+        ]),
+        shm_size: Some(SHM_BYTES),
+        tmpfs: engine_tmpfs(kind).then(|| tmpfs(l)),
         mounts: Some(plan.mounts.iter().map(bind).collect()),
         ipc_mode: Some("private".into()),
         cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
@@ -133,19 +217,29 @@ fn host_config(plan: &ContainerPlan) -> HostConfig {
     }
 }
 
-/// `/tmp` and HOME: size- and inode-capped, no devices, no setuid.
+fn ulimit(name: &str, value: i64) -> ResourcesUlimits {
+    ResourcesUlimits {
+        name: Some(name.into()),
+        soft: Some(value),
+        hard: Some(value),
+    }
+}
+
+/// `/tmp` and HOME as engine tmpfs: size- and inode-capped, noexec, no devices, no setuid.
 fn tmpfs(l: &SandboxLimits) -> HashMap<String, String> {
-    let caps = format!(
-        "rw,nosuid,nodev,size={},nr_inodes={}",
-        l.tmpfs, l.tmpfs_inodes
-    );
-    HashMap::from([
-        ("/tmp".to_string(), format!("{caps},mode=1777")),
-        (
-            HOME.to_string(),
-            format!("{caps},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}"),
-        ),
-    ])
+    SCRATCH_MOUNTS
+        .iter()
+        .map(|m| {
+            let mut opts = format!(
+                "rw,noexec,nosuid,nodev,size={},nr_inodes={},mode={:o}",
+                l.tmpfs, l.tmpfs_inodes, m.mode
+            );
+            if m.owned {
+                opts.push_str(&format!(",uid={SANDBOX_UID},gid={SANDBOX_UID}"));
+            }
+            (m.target.to_string(), opts)
+        })
+        .collect()
 }
 
 fn bind(m: &MountPlan) -> Mount {
@@ -190,12 +284,13 @@ mod tests {
             },
             workdir: "/workspace".into(),
             lock: None,
+            scratch: "/s".into(),
         }
     }
 
     #[test]
     fn every_hardening_setting_is_present() {
-        let b = create_body(&plan());
+        let b = create_body(&plan(), EngineKind::Docker);
         let h = b.host_config.as_ref().unwrap();
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.readonly_rootfs, Some(true));
@@ -213,7 +308,31 @@ mod tests {
             .iter()
             .any(|s| s.starts_with("no-new-privileges")));
         assert_eq!(b.user.as_deref(), Some("1000:1000"));
-        assert!(h.tmpfs.as_ref().unwrap()["/tmp"].contains("nr_inodes=100"));
+        let t = h.tmpfs.as_ref().unwrap();
+        assert_eq!(
+            t["/tmp"],
+            "rw,noexec,nosuid,nodev,size=1048576,nr_inodes=100,mode=1777"
+        );
+        assert_eq!(
+            t[HOME],
+            "rw,noexec,nosuid,nodev,size=1048576,nr_inodes=100,mode=700,uid=1000,gid=1000"
+        );
+        let limits: Vec<_> = h
+            .ulimits
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|u| (u.name.clone().unwrap(), u.soft.unwrap(), u.hard.unwrap()))
+            .collect();
+        assert_eq!(
+            limits,
+            vec![
+                ("core".to_string(), 0, 0),
+                ("nofile".to_string(), NOFILE, NOFILE),
+                ("nproc".to_string(), NPROC, NPROC)
+            ]
+        );
+        assert_eq!(h.shm_size, Some(SHM_BYTES));
         assert!(
             h.binds.is_none(),
             "no string binds: paths with ':' must not be parsed"
@@ -221,8 +340,17 @@ mod tests {
     }
 
     #[test]
+    fn podman_gets_no_engine_tmpfs_only_the_binds_in_the_plan() {
+        let b = create_body(&plan(), EngineKind::Podman);
+        let h = b.host_config.unwrap();
+        assert!(h.tmpfs.is_none());
+        assert_eq!(h.mounts.unwrap().len(), 1);
+        assert_eq!(h.ulimits.unwrap().len(), 3);
+    }
+
+    #[test]
     fn environment_is_only_what_was_declared() {
-        let b = create_body(&plan());
+        let b = create_body(&plan(), EngineKind::Docker);
         assert_eq!(
             b.env.unwrap(),
             vec!["MODE=good".to_string(), format!("HOME={HOME}")]

@@ -12,8 +12,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::error::is_not_found;
-use super::hardening::{create_body, ContainerPlan};
-use super::{Engine, SandboxError, STOP_GRACE};
+use super::hardening::{create_body, engine_tmpfs, ContainerPlan, MountPlan};
+use super::hostfs::HostScratch;
+use super::{Engine, EngineKind, SandboxError, STOP_GRACE};
 
 pub use crate::vocab::Ended;
 
@@ -42,6 +43,10 @@ impl Engine {
         sink: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<RunOutcome, SandboxError> {
         let started = Instant::now();
+        // Engines without capped tmpfs options get host-side scratch mounts, bound in; they are
+        // unmounted when `_scratch` drops, after the container is removed.
+        let (plan, _scratch) = self.with_scratch(plan)?;
+        let plan = &plan;
         let id = self.create(plan).await?;
         let result = self.drive(&id, deadline, cancel, sink).await;
         let outcome = match result {
@@ -60,14 +65,35 @@ impl Engine {
         }
     }
 
+    fn with_scratch(
+        &self,
+        plan: &ContainerPlan,
+    ) -> Result<(ContainerPlan, Option<HostScratch>), SandboxError> {
+        let mut plan = plan.clone();
+        if engine_tmpfs(self.info().kind) {
+            return Ok((plan, None));
+        }
+        let scratch = HostScratch::create(&plan.scratch, &plan.name, &plan.limits)?;
+        plan.mounts
+            .extend(scratch.binds().map(|(host, target, read_only)| MountPlan {
+                source: host.to_path_buf(),
+                target: target.into(),
+                read_only,
+            }));
+        Ok((plan, Some(scratch)))
+    }
+
     async fn create(&self, plan: &ContainerPlan) -> Result<String, SandboxError> {
+        if self.info().kind == EngineKind::Podman {
+            return super::libpod::create(self.endpoint(), plan).await;
+        }
         let opts = CreateContainerOptions {
             name: Some(plan.name.clone()),
             platform: String::new(),
         };
         match self
             .docker()
-            .create_container(Some(opts), create_body(plan))
+            .create_container(Some(opts), create_body(plan, self.info().kind))
             .await
         {
             Ok(r) => Ok(r.id),

@@ -43,14 +43,59 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
 
+/// The engine under test: `DOCKER_HOST` when set (e.g. Podman's
+/// `unix:///run/podman/podman.sock`), else dockerd's socket. The `docker` CLI the helpers run
+/// honours it too, so every outside check asks the same engine airlock uses.
+pub fn engine_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// Whether the engine under test is Podman (its `/version` names a "Podman Engine").
+pub fn is_podman() -> bool {
+    static PODMAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        let out = Command::new("docker")
+            .args([
+                "version",
+                "--format",
+                "{{range .Server.Components}}{{.Name}};{{end}}",
+            ])
+            .output()
+            .expect("docker version");
+        String::from_utf8_lossy(&out.stdout).contains("Podman")
+    })
+}
+
+/// The OCI runtime a container really runs under. dockerd reports it in `HostConfig.Runtime`;
+/// Podman's compatible inspect says only "oci", so Podman is asked with `podman inspect`.
+pub fn container_runtime(inspect: &serde_json::Value) -> String {
+    if !is_podman() {
+        return inspect["HostConfig"]["Runtime"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    let id = inspect["Id"].as_str().unwrap();
+    let out = Command::new("podman")
+        .args(["inspect", "--format", "{{.OCIRuntime}}", id])
+        .output()
+        .expect("podman inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Fail (never skip) when the engine is unreachable, saying how to start it.
 pub fn require_engine() {
+    let (start, images) = if engine_host().contains("podman") {
+        ("make engine ENGINE=podman", "make images ENGINE=podman")
+    } else {
+        ("make engine", "make images")
+    };
     let ok = Command::new("docker")
         .arg("info")
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(ok, "the Docker engine is not reachable: run `make engine` (Debian, as root) or start dockerd, then `make images`; these tests never skip");
+    assert!(ok, "the engine at {} is not reachable: run `{start}` (Debian, as root), then `{images}`; these tests never skip", engine_host());
     let img = Command::new("docker")
         .args(["image", "inspect", "airlock/sandbox-test"])
         .output()
@@ -58,7 +103,8 @@ pub fn require_engine() {
         .unwrap_or(false);
     assert!(
         img,
-        "image airlock/sandbox-test is missing: run `make images`"
+        "image airlock/sandbox-test is missing on {}: run `{images}`",
+        engine_host()
     );
 }
 
