@@ -1,5 +1,5 @@
 //! CLI commands that talk to (or are) the runner daemon: `daemon`, `submit`, `status`, `logs`,
-//! `cancel`, `artifacts`. Human output by default, `--json` everywhere.
+//! `cancel`, `artifacts`, `stats`. Human output by default, `--json` everywhere.
 //!
 //! Exit codes: 0 done · 1 the task ended not green (`logs -f`), or is not in a state that allows
 //! the request (cancel a finished task, the bundle of an unfinished one) · 2 invalid input or no
@@ -70,6 +70,12 @@ pub enum Commands {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Per-kind outcomes of finished tasks: green, needs_human, blocked, red flags, scope
+    /// stops, median attempts and time, merged vs closed-unmerged pull requests.
+    Stats {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Download a finished task's artifact bundle (tar.gz).
     Artifacts {
         /// The task id.
@@ -136,7 +142,17 @@ async fn client_command(cmd: Commands) -> Result<i32, ClientError> {
         Commands::Logs { id, follow, conn } => logs(&id, follow, &conn).await,
         Commands::Cancel { id, conn } => cancel(&id, &conn).await,
         Commands::Artifacts { id, output, conn } => artifacts(&id, output, &conn).await,
+        Commands::Stats { conn } => stats(&conn).await,
     }
+}
+
+async fn stats(conn: &Conn) -> Result<i32, ClientError> {
+    let reply = client(conn).call(Method::GET, "/v1/stats", None).await?;
+    Ok(print_reply(&reply, StatusCode::OK, conn, |v| {
+        let kinds: Vec<airlock::daemon::stats::KindStats> =
+            serde_json::from_value(v["kinds"].clone()).unwrap_or_default();
+        airlock::daemon::stats::render_text(&kinds)
+    }))
 }
 
 async fn submit(task: &Path, untrusted: bool, conn: &Conn) -> Result<i32, ClientError> {

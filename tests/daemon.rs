@@ -978,3 +978,129 @@ fn api_tasks_cannot_clone_the_state_dir_or_host_paths_outside_local_dirs() {
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["field"], "repo.url", "{body}");
 }
+
+/// A spec for the stats test: top-level `kind`, an L1 agent, optional extra tables.
+fn kind_spec(d: &Daemon, kind: &str, argv: &[&str], tables: &str) -> String {
+    format!(
+        "title = \"stats {kind}\"\nlevel = \"L1\"\nkind = \"{kind}\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = {}\n{tables}\n",
+        common::toml_str(&d.world.repo.display().to_string()),
+        common::toml_argv(argv)
+    )
+}
+
+#[test]
+fn stats_count_a_run_of_mixed_outcomes_per_kind() {
+    let d = Daemon::start(2, "");
+    let gate = "[gate]\ncommands = [[\"true\"]]\n";
+    let runs: [(&str, &[&str], &str, &str); 6] = [
+        ("docs", &["sh", "-c", "echo more >> README.md"], "", "green"),
+        ("docs", &["sh", "-c", "exit 3"], "", "needs_human"),
+        ("tests", &["sh", "-c", "echo k > id.key"], "", "blocked"),
+        (
+            "bugfix",
+            &["sh", "-c", "rm tests/test_app.py"],
+            gate,
+            "needs_human",
+        ),
+        (
+            "bugfix",
+            &["sh", "-c", "echo x >> README.md"],
+            "[scope]\nallowed = [\"src/**\"]\n",
+            "needs_human",
+        ),
+        (
+            "bugfix",
+            &["true"],
+            "[scope]\nmax_files_changed = 999\n",
+            "refused",
+        ),
+    ];
+    for (kind, argv, tables, want) in runs {
+        let (code, body) = d.post(
+            "/v1/tasks?name=task.toml",
+            &kind_spec(&d, kind, argv, tables),
+        );
+        assert_eq!(code, 201, "{body}");
+        let t = d.wait_final(body["id"].as_str().unwrap(), 120);
+        assert_eq!(t["state"], want, "{kind} {argv:?}: {t}\n{}", d.stderr());
+    }
+    let (code, stats) = d.get("/v1/stats");
+    assert_eq!(code, 200, "{stats}");
+    let kind = |k: &str| {
+        stats["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k} in {stats}"))
+            .clone()
+    };
+    let docs = kind("docs");
+    assert_eq!(
+        (
+            docs["tasks"].as_u64(),
+            docs["green"].as_u64(),
+            docs["needs_human"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{docs}"
+    );
+    assert_eq!(docs["median_attempts"], 1.0, "{docs}");
+    let tests = kind("tests");
+    assert_eq!(
+        (tests["blocked"].as_u64(), tests["scope_stops"].as_u64()),
+        (Some(1), Some(1)),
+        "{tests}"
+    );
+    let bugfix = kind("bugfix");
+    assert_eq!(
+        (
+            bugfix["tasks"].as_u64(),
+            bugfix["needs_human"].as_u64(),
+            bugfix["other"].as_u64(),
+            bugfix["red_flags"].as_u64(),
+            bugfix["scope_stops"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1), Some(1), Some(1)),
+        "{bugfix}"
+    );
+    assert!(
+        bugfix["median_duration_s"].as_f64().unwrap() > 0.0,
+        "{bugfix}"
+    );
+    assert_eq!(
+        (
+            bugfix["merged"].as_u64(),
+            bugfix["closed_unmerged"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let metrics = d.text("/metrics");
+    for line in [
+        "airlock_kind_tasks_total{kind=\"docs\",state=\"green\"} 1",
+        "airlock_kind_tasks_total{kind=\"bugfix\",state=\"needs_human\"} 2",
+        "airlock_kind_red_flag_tasks_total{kind=\"bugfix\"} 1",
+        "airlock_kind_scope_stops_total{kind=\"tests\"} 1",
+        "airlock_kind_median_attempts{kind=\"docs\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` in\n{metrics}"
+        );
+    }
+    let out = d.cli(&["stats", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli, stats);
+    let out = d.cli(&["stats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("kind ") && text.lines().any(|l| l.starts_with("bugfix ")),
+        "{text}"
+    );
+}

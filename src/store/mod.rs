@@ -7,6 +7,7 @@
 mod events;
 pub mod retention;
 pub mod state;
+mod stats;
 mod tasks;
 pub mod triggers;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use state::{next, Phase, Transition, FINAL_STATES};
+pub use stats::{OutcomeRow, PrOutcome};
 pub use tasks::{CancelOutcome, Claimed, End, NewTask, TaskRow};
 
 /// Bumped when the schema changes; a newer database is refused, an older one migrated.
@@ -133,6 +135,9 @@ impl Store {
         self.conn
             .execute_batch(triggers::SCHEMA)
             .map_err(self.err("create the trigger tables"))?;
+        self.conn
+            .execute_batch(stats::SCHEMA)
+            .map_err(self.err("create the outcomes table"))?;
         self.conn
             .execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
             .map_err(self.err("write the schema version"))

@@ -284,6 +284,7 @@ fn record_end(tx: &Transaction, id: &str, end: &End, now_ms: i64) -> rusqlite::R
         "UPDATE tasks SET reason = ?2, message = ?3, summary = ?4, finished_at = ?5 WHERE id = ?1",
         params![id, end.reason.as_str(), end.message, end.summary, now_ms],
     )?;
+    super::stats::record(tx, id, end, now_ms)?;
     let fields =
         json!({ "state": end.state.as_str(), "reason": end.reason, "message": end.message });
     insert_event(tx, id, &daemon_event(id, "done", now_ms, fields))

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `GET /v1/health` | 200 | |
 //! | `GET /metrics` | 200 Prometheus text | |
+//! | `GET /v1/stats` | 200 `{"kinds": [...]}` per-kind outcomes | |
 //! | `POST /v1/tasks[?name=FILE]` (TOML body) | 201 `{"id","state"}` | 400 (names the field), 413, 503 |
 //! | `GET /v1/tasks[?state=S&limit=N]` | 200 `{"tasks": [...]}` | 400 |
 //! | `GET /v1/tasks/{id}` | 200 (with `summary`) | 404 |
@@ -21,6 +22,7 @@ mod auth;
 mod follow;
 pub mod listen;
 pub(crate) mod reply;
+mod stats;
 mod submit;
 mod tasks;
 
@@ -73,6 +75,7 @@ async fn route(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> {
     match (&method, segs.as_slice()) {
         (&Method::GET, ["v1", "health"]) => tasks::health(ctx).await,
         (&Method::GET, ["metrics"]) => tasks::metrics(ctx).await,
+        (&Method::GET, ["v1", "stats"]) => stats::get(ctx).await,
         (&Method::POST, ["v1", "tasks"]) => submit::submit(req, ctx).await,
         (&Method::GET, ["v1", "tasks"]) => tasks::list(ctx, q).await,
         (&Method::GET, ["v1", "tasks", id]) => tasks::get(ctx, id).await,
@@ -97,6 +100,7 @@ fn known(segs: &[&str]) -> bool {
         segs,
         ["v1", "health"]
             | ["metrics"]
+            | ["v1", "stats"]
             | ["v1", "tasks"]
             | ["v1", "tasks", _]
             | ["v1", "tasks", _, "cancel" | "events" | "bundle"]

@@ -171,7 +171,8 @@ pub async fn health(ctx: Arc<Shared>) -> Response<Body> {
 
 pub async fn metrics(ctx: Arc<Shared>) -> Response<Body> {
     let (queued, running) = counts(&ctx).await;
-    let text = ctx.metrics.render(queued, running);
+    let mut text = ctx.metrics.render(queued, running);
+    text.push_str(&super::stats::metrics(&ctx).await);
     reply::with_type(
         StatusCode::OK,
         "text/plain; version=0.0.4",
