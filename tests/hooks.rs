@@ -803,3 +803,114 @@ fn raw_exchange<S: Read + Write>(
     }
     (code, String::from_utf8_lossy(&out).into_owned())
 }
+
+#[test]
+fn a_closed_pull_request_moves_its_task_to_merged_in_the_stats() {
+    // The trigger's template declares the kind of the tasks it starts.
+    let mut d = Hooked::start(&["github"], "level = \"L2\"\nkind = \"docs\"");
+    // API submissions may carry a trusted author: restart with `author_trusted = true`.
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("author_trusted = true\n{cfg}")).unwrap();
+    d.stop();
+    d.spawn();
+    let mut v = fixture("github-issues-labeled.json");
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    let body = v.to_string();
+    let (code, r) = d.github("issues", "k-1", &body, &sig(SECRET, &body));
+    assert_eq!(code, 202, "{r}\n{}", d.log());
+    d.wait_final(r["id"].as_str().unwrap());
+    // A task with a branch, submitted over the API.
+    let spec = format!(
+        "title = \"Fix the docs link\"\nlevel = \"L2\"\nkind = \"bugfix\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"sh\", \"-c\", \"echo fixed >> README.md\"]\n[gate]\ncommands = [[\"true\"]]\n",
+        toml_str(&d.world.repo.display().to_string())
+    );
+    let (code, r) = d.post("/v1/tasks?name=task.toml&author=trusted", &[], &spec);
+    assert_eq!(code, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let t = d.wait_final(&id);
+    assert_eq!(t["state"], "green", "{t}");
+    let branch = t["summary"]["branch"].as_str().unwrap().to_string();
+    assert!(branch.starts_with(&format!("agent/{id}-")), "{branch}");
+    let closed = |merged: bool, branch: &str, repo: &str| {
+        json!({ "action": "closed", "number": 7,
+                "pull_request": { "merged": merged, "head": { "ref": branch }, "base": { "ref": "main" } },
+                "repository": { "full_name": repo } })
+        .to_string()
+    };
+    // Unsigned: 401, nothing recorded.
+    let b = closed(true, &branch, "acme/tasks-app");
+    let (code, _) = d.github("pull_request", "p-0", &b, "sha256=00");
+    assert_eq!(code, 401);
+    // Another repository's PR, a branch of no task: recorded nowhere.
+    let b = closed(true, &branch, "evil/other");
+    let (code, r) = d.github("pull_request", "p-1", &b, &sig(SECRET, &b));
+    assert_eq!(code, 200, "{r}");
+    assert!(r["ignored"].as_str().unwrap().contains("evil/other"), "{r}");
+    let other = format!("agent/{id}-another-slug");
+    let b = closed(true, &other, "acme/tasks-app");
+    let (code, r) = d.github("pull_request", "p-2", &b, &sig(SECRET, &b));
+    assert_eq!((code, r["ignored"].is_string()), (200, true), "{r}");
+    let stats = d.get("/v1/stats");
+    let kind = |k: &str| {
+        stats["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == k)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k}: {stats}"))
+    };
+    assert_eq!(kind("bugfix")["merged"], 0, "{stats}");
+    assert_eq!(kind("docs")["tasks"], 1, "the template's kind: {stats}");
+    // Closed unmerged, then reopened and merged: the last report counts.
+    let b = closed(false, &branch, "acme/tasks-app");
+    let (code, r) = d.github("pull_request", "p-3", &b, &sig(SECRET, &b));
+    assert_eq!(
+        (code, r["recorded"].as_str(), r["task"].as_str()),
+        (200, Some("closed_unmerged"), Some(id.as_str())),
+        "{r}"
+    );
+    let stats = d.get("/v1/stats");
+    let bugfix = stats["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "bugfix")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            bugfix["merged"].as_u64(),
+            bugfix["closed_unmerged"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{bugfix}"
+    );
+    let b = closed(true, &branch, "acme/tasks-app");
+    let (code, r) = d.github("pull_request", "p-4", &b, &sig(SECRET, &b));
+    assert_eq!((code, r["recorded"].as_str()), (200, Some("merged")), "{r}");
+    let stats = d.get("/v1/stats");
+    let bugfix = stats["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "bugfix")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            bugfix["merged"].as_u64(),
+            bugfix["closed_unmerged"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{bugfix}"
+    );
+    let s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    let metrics = raw_exchange(s, "GET", "/metrics", &[], "").1;
+    let line = "airlock_kind_pull_requests_closed_total{kind=\"bugfix\",outcome=\"merged\"} 1";
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "missing {line}:\n{metrics}"
+    );
+}

@@ -4,10 +4,13 @@
 //! (capped) before anything parses it; a request no `[[trigger]]` secret verifies is 401 and
 //! stores nothing. Then: 200 `{"ignored": why}` for anything that starts no task (another
 //! event, another label, a redelivery, an issue that already has a live task), or 202
-//! `{"id": ...}` once the task and its delivery id are durably stored together.
+//! `{"id": ...}` once the task and its delivery id are durably stored together. A closed pull
+//! request of an `agent/<task>-<slug>` branch records the task merged or closed-unmerged
+//! (200 `{"recorded", "task"}`), for `airlock stats`.
 
 mod forge;
 mod intake;
+mod pr;
 
 use std::sync::Arc;
 
@@ -61,6 +64,9 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<Shared>, route: &str) -> Re
             verify::header_display(dialect)
         );
         return reply::error(StatusCode::UNAUTHORIZED, &msg, None);
+    }
+    if let Some(r) = pr::closed(&ctx, dialect, &h, &body, &signed).await {
+        return r;
     }
     match event(dialect, &h, &body, &signed) {
         // One arm per kind of event: a kind that starts no task (a closed pull request for
