@@ -9,17 +9,18 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{OutcomeRow, PrOutcome};
+use crate::vocab::Reason;
 
 /// Reasons that mean a scope rule stopped the task.
-pub const SCOPE_REASONS: &[&str] = &[
-    "out_of_scope",
-    "dependency_change",
-    "forbidden_path",
-    "protected_path",
-    "too_many_files",
-    "diff_too_large",
-    "binary_change",
-    "unrepresentable_path",
+pub const SCOPE_REASONS: &[Reason] = &[
+    Reason::OutOfScope,
+    Reason::DependencyChange,
+    Reason::ForbiddenPath,
+    Reason::ProtectedPath,
+    Reason::TooManyFiles,
+    Reason::DiffTooLarge,
+    Reason::BinaryChange,
+    Reason::UnrepresentablePath,
 ];
 
 /// The statistics of one kind.
@@ -66,7 +67,8 @@ fn one(kind: &str, rows: &[&OutcomeRow]) -> KindStats {
             _ => s.other += 1,
         }
         s.red_flags += u64::from(r.red_flags);
-        s.scope_stops += u64::from(SCOPE_REASONS.contains(&r.reason.as_str()));
+        let reason = Reason::parse(&r.reason);
+        s.scope_stops += u64::from(reason.is_some_and(|x| SCOPE_REASONS.contains(&x)));
         match r.pr {
             Some(PrOutcome::Merged) => s.merged += 1,
             Some(PrOutcome::ClosedUnmerged) => s.closed_unmerged += 1,

@@ -1,14 +1,14 @@
 use super::*;
 
-fn row(kind: &str, state: &str, reason: &str, attempts: u32, secs: f64) -> OutcomeRow {
+fn row(kind: &str, state: &str, reason: Reason, attempts: u32, secs: f64) -> OutcomeRow {
     OutcomeRow {
         task_id: format!("{kind}-{state}-{attempts}"),
         kind: kind.into(),
         state: state.into(),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         attempts,
         duration_s: secs,
-        red_flags: reason == "red_flag",
+        red_flags: reason == Reason::RedFlag,
         branch: None,
         pushed: false,
         pr: None,
@@ -17,17 +17,17 @@ fn row(kind: &str, state: &str, reason: &str, attempts: u32, secs: f64) -> Outco
 
 #[test]
 fn counts_and_medians_per_kind() {
-    let mut merged = row("bugfix", "green", "gate_passed", 1, 10.0);
+    let mut merged = row("bugfix", "green", Reason::GatePassed, 1, 10.0);
     merged.pr = Some(PrOutcome::Merged);
-    let mut closed = row("bugfix", "green", "gate_passed", 3, 40.0);
+    let mut closed = row("bugfix", "green", Reason::GatePassed, 3, 40.0);
     closed.pr = Some(PrOutcome::ClosedUnmerged);
     let rows = vec![
         merged,
         closed,
-        row("bugfix", "needs_human", "red_flag", 2, 20.0),
-        row("bugfix", "needs_human", "out_of_scope", 2, 30.0),
-        row("bugfix", "refused", "scope_above_ceiling", 0, 0.0),
-        row("docs", "blocked", "forbidden_path", 1, 5.0),
+        row("bugfix", "needs_human", Reason::RedFlag, 2, 20.0),
+        row("bugfix", "needs_human", Reason::OutOfScope, 2, 30.0),
+        row("bugfix", "refused", Reason::ScopeAboveCeiling, 0, 0.0),
+        row("docs", "blocked", Reason::ForbiddenPath, 1, 5.0),
     ];
     let s = compute(&rows);
     assert_eq!(s.len(), 2);
@@ -50,7 +50,7 @@ fn counts_and_medians_per_kind() {
 
 #[test]
 fn text_and_metrics_name_every_figure_and_nothing_else() {
-    let s = compute(&[row("tests", "green", "gate_passed", 1, 2.0)]);
+    let s = compute(&[row("tests", "green", Reason::GatePassed, 1, 2.0)]);
     let text = render_text(&s);
     assert!(text.lines().nth(1).unwrap().starts_with("tests"), "{text}");
     let mut m = String::new();

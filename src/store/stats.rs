@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use super::{Store, StoreError};
+use crate::vocab::Reason;
 
 /// Created with the rest of the schema (additive: no schema version bump).
 pub(super) const SCHEMA: &str = "
@@ -72,7 +73,7 @@ impl OutcomeRow {
     pub fn from_summary(
         task_id: &str,
         state: &str,
-        reason: &str,
+        reason: Reason,
         summary: Option<&Value>,
         spec_kind: Option<String>,
     ) -> OutcomeRow {
@@ -89,10 +90,10 @@ impl OutcomeRow {
             task_id: task_id.into(),
             kind,
             state: state.into(),
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             attempts: attempts.map_or(0, |a| a.len() as u32),
             duration_s: s["duration_s"].as_f64().unwrap_or(0.0),
-            red_flags: reason == "red_flag"
+            red_flags: reason == Reason::RedFlag
                 || attempts
                     .into_iter()
                     .flatten()
@@ -123,7 +124,7 @@ pub(super) fn record(
     let row = OutcomeRow::from_summary(
         id,
         end.state.as_str(),
-        &end.reason,
+        end.reason,
         summary.as_ref(),
         spec.as_deref().and_then(spec_kind),
     );
@@ -226,14 +227,14 @@ mod tests {
         id: &str,
         spec: &str,
         state: State,
-        reason: &str,
+        reason: Reason,
         summary: Option<Value>,
     ) {
         s.insert(&new(id, spec), 1).unwrap();
         s.claim(1, "sess", 2).unwrap();
         let end = End {
             state,
-            reason: reason.into(),
+            reason,
             message: None,
             summary: summary.map(|v| v.to_string()),
         };
@@ -251,7 +252,7 @@ mod tests {
             "t1",
             "",
             State::NeedsHuman,
-            "red_flag",
+            Reason::RedFlag,
             Some(summary),
         );
         // A daemon-settled task has no kind in its summary: the stored spec's counts.
@@ -260,7 +261,7 @@ mod tests {
             "t2",
             "kind = \"tests\"\ntitle = \"x\"",
             State::Error,
-            "runner_fault",
+            Reason::RunnerFault,
             None,
         );
         s.delete_finished(&["t1".into(), "t2".into()]).unwrap();
@@ -286,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("a.db")).unwrap();
         let summary = serde_json::json!({ "kind": "bugfix", "branch": "agent/t1-fix", "pushed": true, "attempts": [{}] });
-        finish(&mut s, "t1", "", State::Green, "gate_passed", Some(summary));
+        finish(&mut s, "t1", "", State::Green, Reason::GatePassed, Some(summary));
         assert!(!s
             .pr_closed("t1", "agent/t1-other", PrOutcome::Merged, 5)
             .unwrap());
