@@ -287,7 +287,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("a.db")).unwrap();
         let summary = serde_json::json!({ "kind": "bugfix", "branch": "agent/t1-fix", "pushed": true, "attempts": [{}] });
-        finish(&mut s, "t1", "", State::Green, Reason::GatePassed, Some(summary));
+        finish(
+            &mut s,
+            "t1",
+            "",
+            State::Green,
+            Reason::GatePassed,
+            Some(summary),
+        );
         assert!(!s
             .pr_closed("t1", "agent/t1-other", PrOutcome::Merged, 5)
             .unwrap());
