@@ -65,6 +65,8 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<Shared>, route: &str) -> Re
         );
         return reply::error(StatusCode::UNAUTHORIZED, &msg, None);
     }
+    // A closed pull request carries no issue, so it is no trigger `Event`: it is recognised
+    // first, and records the task's PR outcome for the statistics.
     if let Some(r) = pr::closed(&ctx, dialect, &h, &body, &signed).await {
         return r;
     }
