@@ -137,7 +137,7 @@ pub fn prepare_submission(path: &Path) -> Result<(String, String), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{shown}: cannot read the task spec: {e}"))?;
     let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{shown}: {}", one_line(&e.to_string())))?;
+        toml::from_str(&text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     inline_issue(&mut table, dir).map_err(|m| format!("{shown}: field `issue.file`: {m}"))?;
     absolute_repo(&mut table, dir).map_err(|m| format!("{shown}: field `repo.url`: {m}"))?;
@@ -191,14 +191,6 @@ fn absolute_repo(table: &mut toml::Table, dir: &Path) -> Result<(), String> {
         toml::Value::String(abs.to_string_lossy().into_owned()),
     );
     Ok(())
-}
-
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "|")
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

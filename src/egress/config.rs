@@ -151,16 +151,13 @@ struct RawBudget {
 /// Parse `text` as the models file `file`; relative key paths resolve against `dir`.
 pub fn parse(text: &str, file: &str, dir: &Path) -> Result<ModelsConfig, ConfigError> {
     let c = Ctx { file };
-    let raw: RawModels = toml::from_str(text).map_err(|e| ConfigError {
-        file: file.into(),
-        field: crate::tomlpath::error_field(text, &e),
-        message: e
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "|")
-            .collect::<Vec<_>>()
-            .join(" "),
+    let raw: RawModels = toml::from_str(text).map_err(|e| {
+        let p = crate::tomlpath::describe(text, &e);
+        ConfigError {
+            file: file.into(),
+            field: p.field,
+            message: p.message,
+        }
     })?;
     let mut providers = BTreeMap::new();
     for (i, p) in raw.provider.into_iter().enumerate() {

@@ -295,18 +295,11 @@ impl Ctx<'_> {
 
     fn toml<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, PolicyError> {
         toml::from_str(text).map_err(|e| {
-            let field = crate::tomlpath::error_field(text, &e);
-            let flat: Vec<_> = e
-                .to_string()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && *l != "|")
-                .map(str::to_string)
-                .collect();
+            let p = crate::tomlpath::describe(text, &e);
             PolicyError {
                 file: self.file.into(),
-                field,
-                message: flat.join(" "),
+                field: p.field,
+                message: p.message,
             }
         })
     }

@@ -243,16 +243,13 @@ pub fn parse(text: &str, file: &str) -> Result<RiskRules, PolicyError> {
         field: Some(field),
         message,
     };
-    let raw: RawRisk = toml::from_str(text).map_err(|e| PolicyError {
-        file: file.into(),
-        field: crate::tomlpath::error_field(text, &e),
-        message: e
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "|")
-            .collect::<Vec<_>>()
-            .join(" "),
+    let raw: RawRisk = toml::from_str(text).map_err(|e| {
+        let p = crate::tomlpath::describe(text, &e);
+        PolicyError {
+            file: file.into(),
+            field: p.field,
+            message: p.message,
+        }
     })?;
     let mut rules: Vec<RiskRule> = Vec::new();
     for (i, r) in raw.rule.into_iter().enumerate() {

@@ -115,7 +115,7 @@ pub struct ConfigError {
 
 /// Parse `push.toml`. Relative key file paths are relative to `base_dir`.
 pub fn parse(text: &str, base_dir: Option<&Path>) -> Result<PushConfig, ConfigError> {
-    let raw: RawPush = toml::from_str(text).map_err(toml_error)?;
+    let raw: RawPush = toml::from_str(text).map_err(|e| toml_error(text, e))?;
     let mut remotes: Vec<Remote> = Vec::new();
     for (i, r) in raw.remote.into_iter().enumerate() {
         let remote = parse_remote(&format!("remote[{i}]"), r, base_dir)?;

@@ -65,22 +65,11 @@ struct RawPr {
     labels: Vec<String>,
 }
 
-pub(super) fn toml_error(e: toml::de::Error) -> ConfigError {
-    let msg = e.message();
-    let field = msg
-        .split('`')
-        .nth(1)
-        .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
-    let flat: Vec<_> = e
-        .to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "|")
-        .map(str::to_string)
-        .collect();
+pub(super) fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
+    let p = crate::tomlpath::describe(text, &e);
     ConfigError {
-        field: field.map(str::to_string),
-        message: flat.join(" "),
+        field: p.field,
+        message: p.message,
     }
 }
 

@@ -43,21 +43,12 @@ pub fn parse_submitted(text: &str, name: &Path) -> Result<TaskSpec, SpecError> {
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> SpecError {
-    let field = crate::tomlpath::error_field(text, e);
+    let p = crate::tomlpath::describe(text, e);
     SpecError {
         file: path.to_path_buf(),
-        field,
-        message: one_line(&e.to_string()),
+        field: p.field,
+        message: p.message,
     }
-}
-
-/// TOML errors are multi-line with a source excerpt; keep them readable on one line.
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "|")
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 struct Validator<'a> {

@@ -179,3 +179,28 @@ fn tokens_must_be_private_and_long() {
         Some("tcp.token_file")
     );
 }
+
+#[test]
+fn a_top_level_trigger_after_tcp_is_named_trigger_not_tcp_trigger() {
+    let text = "[tcp]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"/t\"\n\n[[trigger]]\nforge = \"github\"\nsecret_file = \"/s\"\nrepository = \"o/r\"\ntemplate = \"/t.toml\"\nlable = \"x\"\n";
+    let (field, shown) = field_of(text);
+    assert_eq!(field.as_deref(), Some("trigger.lable"), "{shown}");
+    let (field, shown) = field_of("[tcp]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"/t\"\n\n[[triggers]]\nforge = \"github\"\n");
+    assert_eq!(field.as_deref(), Some("triggers"), "{shown}");
+}
+
+#[test]
+fn toml_errors_keep_the_snippet_and_caret_on_their_own_lines() {
+    let (_, shown) = field_of("[retention]\nmax_age = \"1d\"\nbogus = 1\n");
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("bogus = 1"))
+        .unwrap_or(0);
+    assert!(at > 0, "{shown}");
+    assert!(lines[at + 1].contains('^'), "{shown}");
+    assert!(
+        !lines[at].contains("unknown field"),
+        "folded onto one line: {shown}"
+    );
+}

@@ -40,42 +40,12 @@ pub fn load_token(token_file: &Path, config: &Path) -> Result<SecretString, Conf
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let msg = e.message();
-    let key = msg
-        .split('`')
-        .nth(1)
-        .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
-    let table = e
-        .span()
-        .map(|s| table_at(text, s.start))
-        .unwrap_or_default();
-    let field = key.map(|k| match table.as_str() {
-        "" => k.to_string(),
-        t => format!("{t}.{k}"),
-    });
-    let shown = e.to_string();
-    let one_line: Vec<&str> = shown
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "|")
-        .collect::<Vec<_>>();
+    let p = crate::tomlpath::describe(text, e);
     ConfigError {
         file: path.to_path_buf(),
-        field,
-        message: one_line.join(" "),
+        field: p.field,
+        message: p.message,
     }
-}
-
-/// The `[table]` header in force at byte `offset` ("" at the top level).
-fn table_at(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    before
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-        .unwrap_or_default()
 }
 
 struct V<'a> {
