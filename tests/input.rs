@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{managed_containers, toml_str, World};
+use common::{containers_under, engine_now, toml_str, World};
 
 fn base(world: &World) -> String {
     format!(
@@ -12,10 +12,13 @@ fn base(world: &World) -> String {
     )
 }
 
-fn assert_nothing_left(world: &World, before: usize) {
+/// Nothing of this run remains, and it never created a container: scoped to the containers
+/// whose lock label points under this world's state dir, so other processes' containers on the
+/// shared engine neither hide nor fake one.
+fn assert_nothing_left(world: &World, since: &str) {
     assert_eq!(
-        managed_containers(None).len(),
-        before,
+        containers_under(&world.state, since),
+        Vec::<String>::new(),
         "a container was created"
     );
     let tasks = world.state.join("tasks");
@@ -31,7 +34,7 @@ fn assert_nothing_left(world: &World, before: usize) {
 
 fn check(edit: impl Fn(String) -> String, code: i32, wants: &[&str]) {
     let world = World::new();
-    let before = managed_containers(None).len();
+    let since = engine_now();
     let spec = world.write_spec(&edit(base(&world)));
     let ran = world.run(&spec);
     assert_eq!(ran.code, code, "stderr: {}", ran.stderr);
@@ -55,7 +58,7 @@ fn check(edit: impl Fn(String) -> String, code: i32, wants: &[&str]) {
         "one message: {}",
         ran.stderr
     );
-    assert_nothing_left(&world, before);
+    assert_nothing_left(&world, &since);
 }
 
 #[test]
@@ -133,6 +136,7 @@ fn nonexistent_image() {
 #[test]
 fn unreachable_engine_is_a_fault() {
     let world = World::new();
+    let since = engine_now();
     let spec = world.write_spec(&base(&world));
     let out = world
         .command(&spec)
@@ -142,7 +146,7 @@ fn unreachable_engine_is_a_fault() {
     let ran = common::ran(out);
     assert_eq!(ran.code, 4, "{}", ran.stderr);
     assert!(ran.stderr.contains("make engine"), "{}", ran.stderr);
-    assert_nothing_left(&world, managed_containers(None).len());
+    assert_nothing_left(&world, &since);
 }
 
 #[test]
@@ -158,4 +162,18 @@ fn malformed_policy_file_names_file_and_field() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn the_scoped_container_check_sees_a_good_run_s_own_container() {
+    // The control for `assert_nothing_left`: a run that does create a container is seen (from
+    // the engine's create events, though the container is already removed), so the check can
+    // fail.
+    let world = World::new();
+    let since = engine_now();
+    let ran = world.run(&world.write_spec(&base(&world)));
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    let seen = containers_under(&world.state, &since);
+    assert!(!seen.is_empty(), "the run's own container was not seen");
+    world.assert_clean(&ran.task_id());
 }

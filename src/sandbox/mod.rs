@@ -10,6 +10,7 @@ mod error;
 pub mod hardening;
 mod hostfs;
 mod libpod;
+mod oom;
 mod run;
 
 use std::sync::Arc;

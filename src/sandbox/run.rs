@@ -1,7 +1,7 @@
 //! Run one container to completion: create, start, stream logs, wait under a deadline, inspect,
 //! and remove it on every path.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::is_not_found;
 use super::hardening::{create_body, engine_tmpfs, ContainerPlan, MountPlan};
 use super::hostfs::HostScratch;
+use super::oom;
 use super::{Engine, EngineKind, SandboxError, STOP_GRACE};
 
 pub use crate::vocab::Ended;
@@ -47,10 +48,11 @@ impl Engine {
         // unmounted when `_scratch` drops, after the container is removed.
         let (plan, _scratch) = self.with_scratch(plan)?;
         let plan = &plan;
+        let since = SystemTime::now();
         let id = self.create(plan).await?;
         let result = self.drive(&id, deadline, cancel, sink).await;
         let outcome = match result {
-            Ok((ended, _)) => self.inspect_end(&id, ended, started).await,
+            Ok((ended, _)) => self.inspect_end(&id, ended, started, since).await,
             Err(e) => Err(e),
         };
         let removed = self.remove(&id).await;
@@ -197,17 +199,20 @@ impl Engine {
         id: &str,
         ended: Ended,
         started: Instant,
+        since: SystemTime,
     ) -> Result<RunOutcome, SandboxError> {
-        let info = self
-            .docker()
-            .inspect_container(id, None)
-            .await
-            .map_err(|e| SandboxError::Engine {
-                op: "inspect container",
-                target: id.into(),
-                source: e,
-            })?;
-        let state = info.state.unwrap_or_default();
+        let mut info = self.inspect(id).await?;
+        let mut state = info.state.clone().unwrap_or_default();
+        let mut oom_killed = state.oom_killed.unwrap_or(false);
+        if oom::needs_check(ended, state.exit_code, oom_killed) {
+            // The engine's OOM fact may trail its exit fact (see `oom`): its event, or a
+            // second look at its state, settles it.
+            let event = self.saw_oom_event(id, since).await;
+            info = self.inspect(id).await?;
+            state = info.state.clone().unwrap_or_default();
+            oom_killed = event || state.oom_killed.unwrap_or(false);
+            tracing::info!(container = %id, oom_event = event, oom_killed, "exit 137: checked for a late oom fact");
+        }
         Ok(RunOutcome {
             container: info
                 .name
@@ -216,9 +221,23 @@ impl Engine {
                 .to_string(),
             ended,
             exit_code: state.exit_code,
-            oom_killed: state.oom_killed.unwrap_or(false),
+            oom_killed,
             duration: started.elapsed(),
         })
+    }
+
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, SandboxError> {
+        self.docker()
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| SandboxError::Engine {
+                op: "inspect container",
+                target: id.into(),
+                source: e,
+            })
     }
 
     /// Force-remove a container and its anonymous volumes; a 404 means it is already gone.

@@ -122,6 +122,58 @@ pub fn managed_containers(filter: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// An engine timestamp (`<unix seconds>.<nanoseconds>`) for now, for `docker events --since`.
+pub fn engine_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// Airlock containers belonging to runs under `state` (their `airlock.lock` label points under
+/// it): those the engine created since `since` (an [`engine_now`] taken before the run, from
+/// `docker events`, so one created and already removed counts too) and those that exist now.
+/// Other processes' containers on the shared engine never count.
+pub fn containers_under(state: &Path, since: &str) -> Vec<String> {
+    let state = state.display().to_string();
+    let ours = |lock: &str| Path::new(lock).starts_with(&state);
+    let format = "{{.Actor.ID}} {{index .Actor.Attributes \"airlock.lock\"}}";
+    let out = Command::new("docker")
+        .args(["events", "--since", since, "--until", &engine_now()])
+        .args(["--filter", "type=container", "--filter", "event=create"])
+        .args(["--filter", "label=airlock.managed=true", "--format", format])
+        .output()
+        .expect("docker events");
+    assert!(
+        out.status.success(),
+        "docker events: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, lock)| ours(lock))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    for id in managed_containers(None) {
+        let out = Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"airlock.lock\"}}",
+                &id,
+            ])
+            .output()
+            .expect("docker inspect");
+        if ours(String::from_utf8_lossy(&out.stdout).trim())
+            && !ids.iter().any(|i| i.starts_with(&id))
+        {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
 /// A TOML string literal.
 pub fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
