@@ -35,6 +35,8 @@ pub struct Remote {
     pub auth_user: String,
     pub token: TokenConfig,
     pub pr: Option<PrConfig>,
+    /// Wait for the forge's CI on the pushed commit (`[remote.ci]`).
+    pub ci: Option<super::ci::CiConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -38,6 +38,7 @@ pub(super) struct RawRemote {
     auth_user: Option<String>,
     token: RawToken,
     pr: Option<RawPr>,
+    ci: Option<super::ci::config::RawCi>,
 }
 
 #[derive(Deserialize)]
@@ -95,13 +96,18 @@ pub(super) fn parse_remote(
             format!("`{auth_user}` must be [A-Za-z0-9._-]+"),
         ));
     }
+    let pr = r.pr.map(|p| parse_pr(&format!("{f}.pr"), p)).transpose()?;
+    let ci =
+        r.ci.map(|c| super::ci::config::parse_ci(&format!("{f}.ci"), c, pr.as_ref()))
+            .transpose()?;
     Ok(Remote {
+        ci,
         repo: r.repo,
         push_url: check_push_url(&r.push_url).map_err(|m| err(&format!("{f}.push_url"), m))?,
         protected: r.protected,
         auth_user,
         token: parse_token(&format!("{f}.token"), r.token, base)?,
-        pr: r.pr.map(|p| parse_pr(&format!("{f}.pr"), p)).transpose()?,
+        pr,
     })
 }
 

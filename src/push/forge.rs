@@ -224,6 +224,7 @@ mod tests {
     #[test]
     fn responses_are_read() {
         let ok = ApiResponse {
+            location: None,
             status: 201,
             body: br#"{"iid": 4, "web_url": "https://gl/mr/4"}"#.to_vec(),
         };
@@ -235,6 +236,7 @@ mod tests {
             }
         );
         let no = ApiResponse {
+            location: None,
             status: 422,
             body: br#"{"message": "Validation Failed"}"#.to_vec(),
         };

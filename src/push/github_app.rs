@@ -209,6 +209,7 @@ mod tests {
     #[test]
     fn broader_grants_are_refused() {
         let resp = |body: serde_json::Value| ApiResponse {
+            location: None,
             status: 201,
             body: body.to_string().into_bytes(),
         };

@@ -40,6 +40,8 @@ impl std::fmt::Debug for ApiRequest {
 pub struct ApiResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The `Location` header of a redirect (redirects are never followed here).
+    pub location: Option<String>,
 }
 
 impl ApiResponse {
@@ -131,13 +133,22 @@ impl ApiRequest {
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let mut resp = agent.run(req).map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = resp
             .body_mut()
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
             .map_err(|e| format!("reading the response: {e}"))?;
-        Ok(ApiResponse { status, body })
+        Ok(ApiResponse {
+            status,
+            body,
+            location,
+        })
     }
 }
 

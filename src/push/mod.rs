@@ -7,6 +7,7 @@
 //! never from the repository. Pure parts (config, plan, outcome, forge requests, JWT, token
 //! checks, the push record) are plain functions, unit-tested without a network.
 
+pub mod ci;
 pub mod config;
 mod config_raw;
 pub mod error;

@@ -137,6 +137,13 @@ reasons! {
     PushConflict = "push_conflict",
     /// git push failed otherwise.
     PushFailed = "push_failed",
+    // --- the forge's CI after the push (`[remote.ci]`) ---
+    /// A required CI job failed on the pushed commit.
+    CiFailed = "ci_failed",
+    /// The forge's CI did not finish within `[remote.ci] wait`.
+    CiTimeout = "ci_timeout",
+    /// The forge's CI could not be read (HTTP errors until the wait ran out).
+    CiUnreadable = "ci_unreadable",
     /// The draft PR could not be opened.
     PrFailed = "pr_failed",
     // --- why a push was skipped (events only) ---

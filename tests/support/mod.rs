@@ -2,6 +2,7 @@
 //! recording token provider, leak checks. Everything listens on 127.0.0.1 only.
 #![allow(dead_code)]
 
+pub mod fake_ci;
 pub mod fake_github;
 pub mod git_server;
 pub mod http;
