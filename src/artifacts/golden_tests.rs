@@ -31,6 +31,7 @@ fn container(role: &str, n: u32, exit: i64) -> ContainerRecord {
         duration_s: 1.25,
         log: format!("logs/{role}-{n}.log"),
         log_bytes_omitted: 0,
+        truncated: None,
     }
 }
 

@@ -21,6 +21,10 @@ pub struct ContainerRecord {
     pub duration_s: f64,
     pub log: String,
     pub log_bytes_omitted: u64,
+    /// What the gate parsers did not see or keep (lines cut, bytes not parsed, failures
+    /// omitted); absent when nothing was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<crate::gate::Truncation>,
 }
 
 /// One attempt: the agent, the gate commands, and the judge's verdict.

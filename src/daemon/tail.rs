@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 /// Longest line kept; a longer one is cut (events are small JSON objects).
 const MAX_LINE: usize = 1 << 20;
+/// Most bytes read per call: a flood of events is copied in bounded steps, never all at once.
+const MAX_READ: u64 = 4 << 20;
 
 /// A reader of complete lines appended to a file since it was opened.
 pub struct Tail {
@@ -29,7 +31,7 @@ impl Tail {
         let mut buf = Vec::new();
         if let Ok(mut f) = std::fs::File::open(&self.path) {
             if f.seek(SeekFrom::Start(self.offset)).is_ok() {
-                let _ = f.read_to_end(&mut buf);
+                let _ = f.take(MAX_READ).read_to_end(&mut buf);
             }
         }
         self.offset += buf.len() as u64;

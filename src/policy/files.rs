@@ -189,6 +189,8 @@ struct RawLevel {
     preexisting: Option<String>,
     runtime: RawRuntime,
     limits: RawLimits,
+    #[serde(default)]
+    output: Option<super::output_limits::RawOutput>,
     scope: RawScope,
     #[serde(default)]
     models: Vec<String>,
@@ -415,6 +417,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
         runtime_default,
         runtime_allowed,
         limits: limits(&c, raw.limits)?,
+        output: super::output_limits::output_limits(&c, raw.output)?,
         scope: scope(&c, raw.scope)?,
         stop_high_risk: raw.stop_high_risk,
         models: raw.models,

@@ -9,6 +9,7 @@ pub mod admit;
 #[path = "admit_tests.rs"]
 mod admit_tests;
 mod files;
+pub mod output_limits;
 pub mod prepare_limits;
 pub mod repo_access;
 pub mod risk;
@@ -131,6 +132,8 @@ pub struct LevelPolicy {
     pub runtime_default: Runtime,
     pub runtime_allowed: Vec<Runtime>,
     pub limits: Limits,
+    /// `[output]`: what the host keeps of container output.
+    pub output: output_limits::OutputLimits,
     pub scope: Scope,
     /// A green task whose change classifies `high` stops `needs_human` / `high_risk` before
     /// it pushes (only levels that push may set it).

@@ -63,7 +63,7 @@ impl TaskRun {
         started: Instant,
     ) -> Result<TaskRun, ArtifactError> {
         let artifacts = ArtifactDir::create(&opts.artifacts_root, &task_id)?;
-        let mut events = event_log(&artifacts);
+        let mut events = event_log(&artifacts).with_max_events(adm.policy.output.events);
         let airlock = AirlockDir::create(&ws.root)?;
         if let Err(e) = mount_tmpfs(
             &airlock.out,

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::TaskRun;
 use super::deadline_after;
 use crate::artifacts::{neutralise, write_atomic, CappedLog, ContainerRecord};
-use crate::gate::{Failure, StreamParser};
+use crate::gate::{Failure, ParseLimits, StreamParser, Truncation};
 use crate::judge::ContainerFacts;
 use crate::policy::Checkout;
 use crate::sandbox::{ContainerPlan, MountPlan, SandboxError, SandboxLimits};
@@ -89,7 +89,13 @@ impl TaskRun {
     ) -> Result<Ran, SandboxError> {
         let plan = self.plan(&job);
         let mut log = CappedLog::new(self.adm.limits.log_bytes);
-        let mut parser = job.parse.then(StreamParser::new);
+        let out = self.adm.policy.output;
+        let limits = ParseLimits {
+            line_bytes: out.line_bytes as usize,
+            parse_bytes: out.parse_bytes,
+            failures: out.failures as usize,
+        };
+        let mut parser = job.parse.then(|| StreamParser::with_limits(limits));
         let deadline = deadline_after(self.started, self.adm.limits.timeout);
         let engine = self.engine.clone();
         let events = &mut self.events;
@@ -105,9 +111,10 @@ impl TaskRun {
         };
         let outcome = engine.run(&plan, deadline, cancel, &mut sink).await?;
         let exit = outcome.exit_code.unwrap_or(-1);
-        let failures = match parser {
-            Some(p) if exit != 0 => p.finish(exit),
-            _ => vec![],
+        let (failures, cut) = match parser {
+            Some(p) if exit != 0 => p.finish_bounded(exit),
+            Some(p) => (vec![], p.truncation()),
+            None => (vec![], Truncation::default()),
         };
         let facts = ContainerFacts {
             ended: outcome.ended,
@@ -127,6 +134,7 @@ impl TaskRun {
             duration_s: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             log: format!("logs/{}-{n}.log", job.role),
             log_bytes_omitted: log.omitted(),
+            truncated: cut.any().then_some(cut),
         };
         Ok(Ran {
             record,

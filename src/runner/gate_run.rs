@@ -4,9 +4,9 @@
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{fault, TaskRun};
-use super::containers::{Job, Ran};
+use super::containers::Ran;
 use crate::gate::{mark_origins, rerun_argv, test_counts, Failure, FailureClass, TestCounts};
-use crate::sandbox::{Ended, MountPlan, SandboxError};
+use crate::sandbox::{Ended, SandboxError};
 use crate::spec::GateSpec;
 
 /// Reruns are numbered from here in container names, after the gate's own commands.
@@ -59,26 +59,7 @@ impl TaskRun {
             .gate
             .clone()
             .ok_or_else(|| fault(&"no gate in the spec"))?;
-        let view_name = format!("gate-{n}");
-        let view =
-            tokio::task::block_in_place(|| self.ws.gate_view(&view_name)).map_err(|e| fault(&e))?;
-        let mounts = vec![
-            MountPlan {
-                source: view,
-                target: "/workspace".into(),
-                read_only: false,
-            },
-            MountPlan {
-                source: self.airlock.dir.clone(),
-                target: "/airlock".into(),
-                read_only: true,
-            },
-        ];
-        let result = self.gate_commands(n, &gate, &mounts, cancel).await;
-        if let Err(e) = tokio::task::block_in_place(|| self.ws.drop_view(&view_name)) {
-            tracing::warn!(error = %e, "cannot drop the gate view");
-        }
-        let result = result?;
+        let result = self.gate_commands(n, &gate, cancel).await?;
         let all: Vec<&Ran> = result.runs.iter().chain(&result.reruns).collect();
         self.write_log("gate", n, &all);
         Ok(result)
@@ -90,7 +71,6 @@ impl TaskRun {
         &mut self,
         n: u32,
         gate: &GateSpec,
-        mounts: &[MountPlan],
         cancel: &CancellationToken,
     ) -> Result<GateResult, SandboxError> {
         let base = self.baseline().await;
@@ -105,16 +85,9 @@ impl TaskRun {
         for (i, argv) in gate.commands.iter().enumerate() {
             self.progress
                 .phase("gate", &format!("attempt {n}: {}", argv.join(" ")));
-            let job = Job {
-                role: "gate",
-                attempt: n,
-                step: i,
-                image: &gate.image,
-                argv: argv.clone(),
-                mounts: mounts.to_vec(),
-                parse: true,
-            };
-            let ran = self.run_container(job, cancel).await?;
+            let ran = self
+                .gate_container(n, i, &gate.image, argv.clone(), cancel)
+                .await?;
             let (ok, rerunnable) = (
                 ran.facts.ok(),
                 ran.facts.ended == Ended::Exited && !ran.facts.oom_killed,
@@ -139,7 +112,7 @@ impl TaskRun {
             // Every failure is rerun, the base's too: "flaky" is the more specific diagnosis (a
             // flaky test can fail on the base as well).
             let (mut still, flaky) = self
-                .rerun_failing(n, gate, argv, failures, mounts, &mut result.reruns, cancel)
+                .rerun_failing(n, gate, argv, failures, &mut result.reruns, cancel)
                 .await?;
             result.flaky.extend(flaky.into_iter().map(|f| Failure {
                 class: FailureClass::Flaky,
@@ -164,7 +137,6 @@ impl TaskRun {
         gate: &GateSpec,
         argv: &[String],
         mut remaining: Vec<Failure>,
-        mounts: &[MountPlan],
         reruns: &mut Vec<Ran>,
         cancel: &CancellationToken,
     ) -> Result<(Vec<Failure>, Vec<Failure>), SandboxError> {
@@ -177,16 +149,9 @@ impl TaskRun {
                 "gate",
                 &format!("attempt {n}: rerun {} of the failing tests", k + 1),
             );
-            let job = Job {
-                role: "gate",
-                attempt: n,
-                step: RERUN_STEP + k,
-                image: &gate.image,
-                argv: rerun,
-                mounts: mounts.to_vec(),
-                parse: true,
-            };
-            let ran = self.run_container(job, cancel).await?;
+            let ran = self
+                .gate_container(n, RERUN_STEP + k, &gate.image, rerun, cancel)
+                .await?;
             let usable = ran.facts.ended == Ended::Exited && !ran.facts.oom_killed;
             let still: Vec<String> = ran.failures.iter().map(|f| f.signature.clone()).collect();
             let unknown = ran

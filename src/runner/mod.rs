@@ -9,6 +9,7 @@ mod context;
 mod context_scope;
 mod export;
 mod gate_run;
+mod gate_view;
 pub mod ids;
 pub mod model_egress;
 mod progress;

@@ -54,11 +54,21 @@ pub(crate) struct Dispatcher {
     warnings: Vec<Failure>,
     seen: HashSet<Key>,
     tail: VecDeque<String>,
+    /// Errors and warnings kept, each; findings past it are counted in `omitted`.
+    max_failures: usize,
+    omitted: u64,
 }
 
 impl Dispatcher {
     pub(crate) fn new() -> Self {
+        Dispatcher::with_max_failures(usize::MAX)
+    }
+
+    /// An engine that keeps at most `max` errors and `max` warnings.
+    pub(crate) fn with_max_failures(max: usize) -> Self {
         Dispatcher {
+            max_failures: max,
+            omitted: 0,
             parsers: vec![
                 Box::new(cargo_test::CargoTest::default()),
                 Box::new(rustc::Rustc::default()),
@@ -90,6 +100,22 @@ impl Dispatcher {
         self.accept(found)
     }
 
+    /// Findings dropped at the cap.
+    pub(crate) fn omitted(&self) -> u64 {
+        self.omitted
+    }
+
+    /// As [`finish`](Self::finish), with the count of findings dropped at the cap.
+    pub(crate) fn finish_counted(mut self, exit_code: i64) -> (Vec<Failure>, u64) {
+        let mut found = Vec::new();
+        for parser in &mut self.parsers {
+            parser.finish(&mut found);
+        }
+        self.accept(found);
+        let omitted = self.omitted;
+        (self.finish(exit_code), omitted)
+    }
+
     /// Flush all parsers and apply the "never empty on a non-zero exit" rule.
     pub(crate) fn finish(mut self, exit_code: i64) -> Vec<Failure> {
         let mut found = Vec::new();
@@ -118,6 +144,18 @@ impl Dispatcher {
                 f.line,
                 finding.warning.then(|| "warning".to_string()),
             );
+            if self.seen.contains(&key) {
+                continue;
+            }
+            let list_len = if finding.warning {
+                self.warnings.len()
+            } else {
+                self.errors.len()
+            };
+            if list_len >= self.max_failures {
+                self.omitted += 1;
+                continue;
+            }
             if !self.seen.insert(key) {
                 continue;
             }

@@ -13,6 +13,49 @@ use crate::gate::Failure;
 pub struct StreamParser {
     dispatcher: Dispatcher,
     pending: Vec<u8>,
+    limits: ParseLimits,
+    /// Bytes handed to the parsers so far.
+    parsed: u64,
+    /// Inside a line longer than `line_bytes`: drop bytes until its newline.
+    skipping: bool,
+    cut: Truncation,
+}
+
+/// Bounds on what the parsers are fed (a gate's output is hostile: it may never end a line,
+/// or print without end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    pub line_bytes: usize,
+    pub parse_bytes: u64,
+    pub failures: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            line_bytes: 16 << 10,
+            parse_bytes: 2 << 20,
+            failures: 100,
+        }
+    }
+}
+
+/// What the parsers did not see or keep (recorded in the summary as `truncated`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Truncation {
+    /// Lines cut at `line_bytes`.
+    pub lines_cut: u64,
+    /// Bytes past `parse_bytes` that were not parsed.
+    pub bytes_not_parsed: u64,
+    /// Failures past the per-attempt cap.
+    pub failures_omitted: u64,
+}
+
+impl Truncation {
+    /// Whether anything was cut.
+    pub fn any(&self) -> bool {
+        *self != Truncation::default()
+    }
 }
 
 impl Default for StreamParser {
@@ -23,33 +66,88 @@ impl Default for StreamParser {
 
 impl StreamParser {
     pub fn new() -> Self {
+        StreamParser::with_limits(ParseLimits::default())
+    }
+
+    /// A parser under `limits`: memory and time per chunk stay bounded whatever the output.
+    pub fn with_limits(limits: ParseLimits) -> Self {
         StreamParser {
-            dispatcher: Dispatcher::new(),
+            dispatcher: Dispatcher::with_max_failures(limits.failures.max(1)),
             pending: Vec::new(),
+            limits,
+            parsed: 0,
+            skipping: false,
+            cut: Truncation::default(),
         }
     }
 
     /// Consume a chunk; returns failures completed by it (each failure is returned once).
+    /// Work per chunk is linear in the chunk: the pending line never exceeds `line_bytes`.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Failure> {
-        self.pending.extend_from_slice(chunk);
-        let Some(last_newline) = self.pending.iter().rposition(|b| *b == b'\n') else {
-            return Vec::new();
-        };
-        let complete: Vec<u8> = self.pending.drain(..=last_newline).collect();
         let mut fresh = Vec::new();
-        for line in complete[..last_newline].split(|b| *b == b'\n') {
-            fresh.extend(self.dispatcher.push_line(&String::from_utf8_lossy(line)));
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            let ends_line = piece.last() == Some(&b'\n');
+            let body = if ends_line {
+                &piece[..piece.len() - 1]
+            } else {
+                piece
+            };
+            if !self.skipping {
+                let room = self.limits.line_bytes.saturating_sub(self.pending.len());
+                self.pending
+                    .extend_from_slice(&body[..body.len().min(room)]);
+                if body.len() > room {
+                    self.skipping = true;
+                    self.cut.lines_cut += 1;
+                }
+            }
+            if ends_line {
+                self.skipping = false;
+                let line = std::mem::take(&mut self.pending);
+                fresh.extend(self.parse_line(&line));
+            }
         }
         fresh
     }
 
-    /// End of output: flush the last partial line and return every failure of the run.
-    pub fn finish(mut self, exit_code: i64) -> Vec<Failure> {
+    fn parse_line(&mut self, line: &[u8]) -> Vec<Failure> {
+        let cost = line.len() as u64 + 1;
+        if self.parsed + cost > self.limits.parse_bytes {
+            self.cut.bytes_not_parsed += cost;
+            return Vec::new();
+        }
+        self.parsed += cost;
+        self.dispatcher.push_line(&String::from_utf8_lossy(line))
+    }
+
+    /// What was cut so far.
+    pub fn truncation(&self) -> Truncation {
+        let mut t = self.cut;
+        t.failures_omitted = self.dispatcher.omitted();
+        t
+    }
+
+    /// End of output: flush the last partial line and return every failure of the run (at
+    /// most `failures` of them) and what was cut.
+    pub fn finish_bounded(mut self, exit_code: i64) -> (Vec<Failure>, Truncation) {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            self.dispatcher.push_line(&String::from_utf8_lossy(&rest));
+            self.parse_line(&rest);
         }
-        self.dispatcher.finish(exit_code)
+        let mut cut = self.cut;
+        let (mut all, omitted) = self.dispatcher.finish_counted(exit_code);
+        let max = self.limits.failures.max(1);
+        if all.len() > max {
+            cut.failures_omitted += (all.len() - max) as u64;
+            all.truncate(max);
+        }
+        cut.failures_omitted += omitted;
+        (all, cut)
+    }
+
+    /// End of output: every failure of the run (see [`finish_bounded`](Self::finish_bounded)).
+    pub fn finish(self, exit_code: i64) -> Vec<Failure> {
+        self.finish_bounded(exit_code).0
     }
 }
 
@@ -57,6 +155,52 @@ impl StreamParser {
 mod tests {
     use super::*;
     use crate::gate::parse_output;
+
+    #[test]
+    fn an_endless_line_is_cut_and_work_per_chunk_stays_small() {
+        let mut p = StreamParser::with_limits(ParseLimits {
+            line_bytes: 1000,
+            ..ParseLimits::default()
+        });
+        let chunk = vec![b'A'; 64 << 10];
+        let t = std::time::Instant::now();
+        for _ in 0..2000 {
+            p.feed(&chunk);
+        }
+        assert!(p.pending.len() <= 1000);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        p.feed(b"\nx.py:1:1: E302 expected 2 blank lines\n");
+        let (failures, cut) = p.finish_bounded(1);
+        assert_eq!(cut.lines_cut, 1);
+        assert!(failures.iter().any(|f| f.file.as_deref() == Some("x.py")));
+    }
+
+    #[test]
+    fn a_flood_of_unique_failures_keeps_the_cap_and_counts_the_rest() {
+        let limits = ParseLimits {
+            failures: 50,
+            parse_bytes: 1 << 20,
+            ..ParseLimits::default()
+        };
+        let mut p = StreamParser::with_limits(limits);
+        let mut streamed = 0;
+        for i in 0..100_000 {
+            streamed += p
+                .feed(format!("f.py:{}:1: E302 x\n", i + 1).as_bytes())
+                .len();
+        }
+        assert!(streamed <= 50, "{streamed} streamed");
+        let (failures, cut) = p.finish_bounded(1);
+        assert_eq!(failures.len(), 50);
+        assert!(
+            cut.failures_omitted > 0 && cut.bytes_not_parsed > 0,
+            "{cut:?}"
+        );
+    }
 
     #[test]
     fn split_utf8_and_lines_match_batch_parsing() {

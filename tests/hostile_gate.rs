@@ -1,0 +1,162 @@
+//! A hostile gate (issue 10 items 1 and 2): its output is bounded on the host whatever it
+//! prints, the timeout holds whatever the output, and it cannot write anything the export
+//! reads nor leave anything for the next gate command. Real engine, real `airlock run`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::World;
+
+const AGENT: &[&str] = &["sh", "-c", "echo agent-report > /airlock/out/report.md"];
+
+fn gate(commands: &[&[&str]], extra: &str) -> String {
+    let cmds: Vec<String> = commands.iter().map(|c| common::toml_argv(c)).collect();
+    format!("[gate]\ncommands = [{}]\n{extra}", cmds.join(", "))
+}
+
+/// Run `spec` and sample the airlock process's resident set while it runs: (ran, peak kB).
+fn run_sampling_rss(world: &World, spec: &std::path::Path) -> (common::Ran, u64) {
+    let mut child = common::spawn(&mut world.command(spec));
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            for l in text.lines() {
+                if let Some(v) = l.strip_prefix("VmHWM:") {
+                    let kb: u64 = v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0);
+                    peak = peak.max(kb);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (common::ran(child.wait_with_output().unwrap()), peak)
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn a_gate_flooding_unique_lint_lines_stays_bounded_in_memory_and_artifacts() {
+    let world = World::new();
+    let flood = [
+        "sh",
+        "-c",
+        "i=0; while :; do echo \"f$i.py:1:1: E302 x\"; i=$((i+1)); done",
+    ];
+    let spec = world.spec(
+        "L2",
+        AGENT,
+        &gate(&[&flood], "[limits]\ntimeout = \"20s\"\nattempts = 1"),
+    );
+    let t = Instant::now();
+    let (ran, peak_kb) = run_sampling_rss(&world, &spec);
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "timeout".into()),
+        "{}",
+        ran.stderr
+    );
+    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
+    let s = ran.summary();
+    let attempt = &s["attempts"][0];
+    assert!(
+        attempt["failures"].as_array().unwrap().len() <= 100,
+        "{}",
+        attempt["failures"].as_array().unwrap().len()
+    );
+    let cut = &attempt["gate"][0]["truncated"];
+    assert!(cut["bytes_not_parsed"].as_u64().unwrap() > 0, "{cut}");
+    let dir = world.artifacts.join(ran.task_id());
+    let total = dir_bytes(&dir);
+    assert!(total < 12 << 20, "artifacts are {total} bytes");
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.lines().count() <= 5000 + 10,
+        "{} events",
+        events.lines().count()
+    );
+    let log = std::fs::metadata(dir.join("logs/gate-1.log"))
+        .unwrap()
+        .len();
+    assert!(log <= (1 << 20) + 4096, "gate log is {log} bytes");
+    assert!(world
+        .artifact(&ran, "logs/gate-1.log")
+        .contains("bytes omitted"));
+    world.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn a_gate_printing_one_endless_line_ends_at_the_timeout() {
+    let world = World::new();
+    let endless = ["sh", "-c", "yes A | tr -d '\\n'"];
+    let spec = world.spec(
+        "L2",
+        AGENT,
+        &gate(&[&endless], "[limits]\ntimeout = \"15s\"\nattempts = 1"),
+    );
+    let t = Instant::now();
+    let (ran, peak_kb) = run_sampling_rss(&world, &spec);
+    assert!(
+        t.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "timeout".into()),
+        "{}",
+        ran.stderr
+    );
+    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
+    world.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn the_gate_cannot_forge_the_report_and_each_command_gets_a_fresh_view() {
+    let world = World::new();
+    let forge = [
+        "sh",
+        "-c",
+        "echo forged > /airlock/out/report.md; echo forged > /airlock/out/extra; touch /workspace/gate-marker; mkdir -p /airlock/out 2>/dev/null; exit 0",
+    ];
+    let fresh = [
+        "sh",
+        "-c",
+        "test ! -e /workspace/gate-marker && test ! -e /airlock/out/report.md",
+    ];
+    let spec = world.spec("L2", AGENT, &gate(&[&forge, &fresh], ""));
+    let ran = world.run(&spec);
+    assert_eq!(
+        ran.state_reason(),
+        ("green".into(), "gate_passed".into()),
+        "{}\n{}",
+        ran.stderr,
+        world.artifact(&ran, "logs/gate-1.log")
+    );
+    assert_eq!(world.artifact(&ran, "out/report.md"), "agent-report\n");
+    let out = world.artifacts.join(ran.task_id()).join("out");
+    assert!(
+        !out.join("extra").exists(),
+        "the gate wrote into the export"
+    );
+    let patch = world.artifact(&ran, "diff.patch");
+    assert!(!patch.contains("gate-marker"), "{patch}");
+    world.assert_clean(&ran.task_id());
+}
