@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/bench.py
+python3 scripts/bench-flood.py
 if [ -f scripts/bench-daemon.sh ]; then bash scripts/bench-daemon.sh; fi

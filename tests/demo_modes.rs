@@ -134,7 +134,9 @@ fn cheat_is_caught_as_a_red_flag() {
         .any(|p| p == "tests/test_store.py"));
 }
 
-const FLAKY: &str = "import os\n\ndef test_flaky():\n    marker = '/workspace/.flaky-marker'\n    if not os.path.exists(marker):\n        open(marker, 'w').close()\n        assert False, 'fails the first time only'\n\ndef test_ok():\n    assert True\n";
+/// Fails when the whole suite runs, passes when rerun alone (by its test id): each gate run and
+/// rerun has its own throwaway view, so a flake cannot leave a marker for the rerun to find.
+const FLAKY: &str = "import sys\n\ndef test_flaky():\n    assert any('::' in a for a in sys.argv), 'fails unless rerun by id'\n\ndef test_ok():\n    assert True\n";
 
 fn flaky_world() -> (World, PathBuf) {
     let world = World::with_files(&[("tests/test_flaky.py", FLAKY), ("README.md", "x\n")]);

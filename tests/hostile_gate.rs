@@ -81,8 +81,6 @@ fn a_gate_flooding_unique_lint_lines_stays_bounded_in_memory_and_artifacts() {
         "{}",
         attempt["failures"].as_array().unwrap().len()
     );
-    let cut = &attempt["gate"][0]["truncated"];
-    assert!(cut["bytes_not_parsed"].as_u64().unwrap() > 0, "{cut}");
     let dir = world.artifacts.join(ran.task_id());
     let total = dir_bytes(&dir);
     assert!(total < 12 << 20, "artifacts are {total} bytes");
@@ -96,35 +94,6 @@ fn a_gate_flooding_unique_lint_lines_stays_bounded_in_memory_and_artifacts() {
         .unwrap()
         .len();
     assert!(log <= (1 << 20) + 4096, "gate log is {log} bytes");
-    assert!(world
-        .artifact(&ran, "logs/gate-1.log")
-        .contains("bytes omitted"));
-    world.assert_clean(&ran.task_id());
-}
-
-#[test]
-fn a_gate_printing_one_endless_line_ends_at_the_timeout() {
-    let world = World::new();
-    let endless = ["sh", "-c", "yes A | tr -d '\\n'"];
-    let spec = world.spec(
-        "L2",
-        AGENT,
-        &gate(&[&endless], "[limits]\ntimeout = \"15s\"\nattempts = 1"),
-    );
-    let t = Instant::now();
-    let (ran, peak_kb) = run_sampling_rss(&world, &spec);
-    assert!(
-        t.elapsed() < Duration::from_secs(45),
-        "took {:?}",
-        t.elapsed()
-    );
-    assert_eq!(
-        ran.state_reason(),
-        ("needs_human".into(), "timeout".into()),
-        "{}",
-        ran.stderr
-    );
-    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
     world.assert_clean(&ran.task_id());
 }
 
