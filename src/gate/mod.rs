@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use class::FailureClass;
 pub use origin::{mark_origins, tests_not_run, BaseCommand, Baseline, CommandView};
 pub use parsers::counts::{test_counts, TestCounts};
+pub use parsers::stream::{ParseLimits, StreamParser, Truncation};
 pub use red_flags::{red_flags, RedFlag, RedFlagKind};
 pub use rerun::rerun_argv;
-pub use parsers::stream::{ParseLimits, StreamParser, Truncation};
 pub use test_ids::reported_test_ids;
 
 /// One structured failure extracted from a gate's output.
