@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARTIFACTS ?= artifacts
 
-.PHONY: all engine images engine-podman images-podman demo-repo build test bench demo lint clean-state
+.PHONY: all engine images engine-podman images-podman demo-repo services build test bench demo lint clean-state
 
 all: build
 
@@ -28,6 +28,9 @@ images-podman: images engine-podman
 demo-repo:
 	@bash scripts/demo-repo.sh
 
+services:
+	@bash scripts/test-services.sh
+
 build:
 	$(CARGO) build --release --locked
 
@@ -40,11 +43,11 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: engine images demo-repo images-podman
+test: engine images demo-repo images-podman services
 	$(CARGO) build --locked --all-targets
 	$(CARGO) test --locked -- --test-threads=2
 	@echo "== hardening and limits again, against Podman at $(PODMAN_HOST)" >&2
 	DOCKER_HOST=$(PODMAN_HOST) $(CARGO) test --locked --test hardening --test limits -- --test-threads=2
 
-bench: engine images demo-repo images-podman build
+bench: engine images demo-repo images-podman services build
 	@bash scripts/bench.sh

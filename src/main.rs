@@ -140,6 +140,7 @@ fn run(args: RunArgs) -> i32 {
         policies,
         session: format!("run-{}", runner::random_hex(6)),
         task_id: None,
+        push_gate: None,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -19,7 +19,7 @@ use super::synth::{self, Subject};
 use super::worker::{self, Outcome};
 use crate::artifacts::State;
 use crate::sandbox::STOP_GRACE;
-use crate::store::{now_ms, CancelOutcome, End, StoreError};
+use crate::store::{CancelOutcome, End, Lease, StoreError};
 use crate::vocab::Reason;
 
 /// A safety net: the queue is re-read this often even without a wake-up.
@@ -32,6 +32,8 @@ struct Dispatcher {
     ctx: Arc<Shared>,
     queue: Queue,
     tokens: HashMap<String, CancellationToken>,
+    /// The fencing epoch each running task was claimed at.
+    epochs: HashMap<String, i64>,
     workers: JoinSet<Outcome>,
     worker_ids: HashMap<task::Id, String>,
     timer: Option<(Instant, Event)>,
@@ -51,6 +53,7 @@ pub async fn run(ctx: Arc<Shared>, mut commands: mpsc::Receiver<Command>) -> Vec
         queue: Queue::new(ctx.config.concurrency),
         ctx,
         tokens: HashMap::new(),
+        epochs: HashMap::new(),
         workers: JoinSet::new(),
         worker_ids: HashMap::new(),
         timer: None,
@@ -113,6 +116,8 @@ impl Dispatcher {
                 id,
                 end,
                 run_seconds: 0.0,
+                artifacts: None,
+                abandoned: false,
             }
         })
     }
@@ -161,16 +166,14 @@ impl Dispatcher {
     }
 
     async fn claim(&mut self, n: usize) {
-        let session = self.ctx.session.clone();
-        let claimed = match self
-            .ctx
-            .db
-            .call(move |s| s.claim(n, &session, now_ms()))
-            .await
-        {
+        let asked = std::time::Instant::now();
+        let claimed = match self.ctx.db.claim(n, self.ctx.session.clone()).await {
             Ok(c) => c,
             Err(e) => return tracing::error!(error = %e, "cannot claim queued tasks"),
         };
+        self.ctx
+            .metrics
+            .claimed(asked.elapsed().as_secs_f64(), claimed.len());
         if claimed.is_empty() {
             return;
         }
@@ -180,6 +183,7 @@ impl Dispatcher {
             tracing::info!(task = %task.id, title = %task.title, "task started");
             let token = CancellationToken::new();
             self.tokens.insert(task.id.clone(), token.clone());
+            self.epochs.insert(task.id.clone(), task.epoch);
             self.workers
                 .spawn(worker::run(self.ctx.clone(), task, token));
         }
@@ -225,11 +229,7 @@ impl Dispatcher {
             message: Some("cancelled before it started".into()),
             summary: None,
         };
-        let r = self
-            .ctx
-            .db
-            .call(move |s| s.cancel(&task, &end, now_ms()))
-            .await;
+        let r = self.ctx.db.cancel(task, end).await;
         self.ctx.events_stored();
         r
     }
@@ -245,7 +245,7 @@ impl Dispatcher {
     /// A task cancelled before it ran gets a summary like any other.
     async fn record_queued_cancel(&self, id: &str) {
         let task = id.to_string();
-        let Ok(Some(row)) = self.ctx.db.call(move |s| s.get(&task)).await else {
+        let Ok(Some(row)) = self.ctx.db.get(task).await else {
             return;
         };
         let who = Subject {
@@ -263,12 +263,7 @@ impl Dispatcher {
         );
         let json = serde_json::to_string(&summary).unwrap_or_default();
         let (task, stored) = (id.to_string(), json.clone());
-        if let Err(e) = self
-            .ctx
-            .db
-            .call(move |s| s.set_summary(&task, &stored))
-            .await
-        {
+        if let Err(e) = self.ctx.db.set_summary(task, stored).await {
             tracing::warn!(task = id, error = %e, "cannot store the summary");
         }
         self.ctx.metrics.finished(State::Cancelled, None);
@@ -278,24 +273,51 @@ impl Dispatcher {
 
     async fn finished(&mut self, o: Outcome) -> bool {
         self.tokens.remove(&o.id);
-        let (id, end) = (o.id.clone(), o.end.clone());
-        match self
-            .ctx
-            .db
-            .call(move |s| s.finish(&id, &end, now_ms()))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(task = %o.id, "finished task was not running in the store"),
-            Err(e) => tracing::error!(task = %o.id, error = %e, "cannot record the end of a task"),
+        if o.abandoned {
+            self.epochs.remove(&o.id);
+            tracing::warn!(task = %o.id, "task abandoned after its lease was lost; nothing recorded for this run");
+            return self.step(Event::Finished(o.id)).await;
         }
+        let epoch = self.epochs.remove(&o.id).unwrap_or(0);
+        let lease = Lease {
+            id: o.id.clone(),
+            epoch,
+        };
+        let recorded = self.record_end(&lease, &o).await;
         self.ctx.events_stored();
+        if !recorded {
+            return self.step(Event::Finished(o.id)).await;
+        }
         self.ctx.metrics.finished(o.end.state, Some(o.run_seconds));
         tracing::info!(task = %o.id, state = o.end.state.as_str(), reason = %o.end.reason, seconds = o.run_seconds, "task finished");
         if let Some(summary) = o.end.summary {
             self.ctx.notifier.send(&o.id, summary);
         }
         self.step(Event::Finished(o.id)).await
+    }
+}
+
+impl Dispatcher {
+    /// The fenced finish. `false`: the store refused it (the lease was lost: another runner
+    /// owns the task now) or could not be reached; nothing is announced for it.
+    async fn record_end(&self, lease: &Lease, o: &Outcome) -> bool {
+        let (end, prefix) = (o.end.clone(), o.artifacts.clone());
+        match self.ctx.db.finish(lease, end, prefix).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(task = %o.id, "finished task was not running in the store");
+                true
+            }
+            Err(e) if e.is_fenced() => {
+                self.ctx.metrics.fenced_write();
+                tracing::warn!(task = %o.id, epoch = lease.epoch, "lease lost: the finish was refused; another runner owns the task");
+                false
+            }
+            Err(e) => {
+                tracing::error!(task = %o.id, error = %e, "cannot record the end of a task");
+                self.ctx.db.leases().is_none()
+            }
+        }
     }
 }
 

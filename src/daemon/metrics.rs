@@ -53,9 +53,20 @@ impl Histogram {
     }
 }
 
+/// Claim round trips (seconds).
+const CLAIM_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 #[derive(Debug)]
 struct Inner {
     finished: [u64; FINAL_STATES.len()],
+    claim_seconds: Histogram,
+    claimed: u64,
+    renew_failures: u64,
+    abandoned: u64,
+    fenced_writes: u64,
+    requeued: u64,
     task_seconds: Histogram,
     start_seconds: Histogram,
 }
@@ -71,6 +82,12 @@ impl Default for Metrics {
         Metrics {
             inner: Mutex::new(Inner {
                 finished: [0; FINAL_STATES.len()],
+                claim_seconds: Histogram::new(CLAIM_BUCKETS),
+                claimed: 0,
+                renew_failures: 0,
+                abandoned: 0,
+                fenced_writes: 0,
+                requeued: 0,
                 task_seconds: Histogram::new(TASK_BUCKETS),
                 start_seconds: Histogram::new(START_BUCKETS),
             }),
@@ -98,6 +115,30 @@ impl Metrics {
         });
     }
 
+    /// A claim round trip that took `n` tasks.
+    pub fn claimed(&self, seconds: f64, n: usize) {
+        self.with(|m| {
+            m.claim_seconds.observe(seconds);
+            m.claimed += n as u64;
+        });
+    }
+
+    pub fn renew_failed(&self) {
+        self.with(|m| m.renew_failures += 1);
+    }
+
+    pub fn abandoned(&self) {
+        self.with(|m| m.abandoned += 1);
+    }
+
+    pub fn fenced_write(&self) {
+        self.with(|m| m.fenced_writes += 1);
+    }
+
+    pub fn requeued(&self, n: usize) {
+        self.with(|m| m.requeued += n as u64);
+    }
+
     pub fn container_started(&self, seconds: f64) {
         self.with(|m| m.start_seconds.observe(seconds));
     }
@@ -123,11 +164,24 @@ impl Metrics {
             for (s, n) in FINAL_STATES.iter().zip(m.finished) {
                 let _ = writeln!(out, "{name}{{state=\"{}\"}} {n}", s.as_str());
             }
+            counter(&mut out, "airlock_tasks_claimed_total", "Tasks this runner claimed from the queue.", m.claimed);
+            counter(&mut out, "airlock_lease_renew_failures_total", "Lease renewals that failed or were refused.", m.renew_failures);
+            counter(&mut out, "airlock_tasks_abandoned_total", "Tasks this runner abandoned after losing their lease.", m.abandoned);
+            counter(&mut out, "airlock_fenced_writes_total", "Writes the queue refused because the lease was lost.", m.fenced_writes);
+            counter(&mut out, "airlock_tasks_requeued_total", "Tasks this runner's reaper re-queued after their lease expired.", m.requeued);
+            m.claim_seconds.render(&mut out, "airlock_claim_duration_seconds", "Round trip of one claim from the queue.");
             m.task_seconds.render(&mut out, "airlock_task_duration_seconds", "Run time of tasks, from start to final state.");
             m.start_seconds.render(&mut out, "airlock_container_start_duration_seconds", "Engine create-to-start time of task containers.");
         });
         out
     }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: i64) {

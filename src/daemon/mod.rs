@@ -11,16 +11,20 @@ pub mod config;
 mod dispatch;
 mod engine_events;
 pub mod hooks;
+mod lease;
 mod metrics;
 mod notify;
 pub mod pr_closed;
+pub(crate) mod publish;
 mod queue;
+mod reaper;
 pub mod recover;
 mod retain;
 pub mod schedule;
 mod shared;
 pub mod stats;
 pub mod status;
+pub mod sweep;
 mod synth;
 pub mod table;
 mod tail;
@@ -38,8 +42,9 @@ use tokio_util::sync::CancellationToken;
 use self::config::{Config, ConfigError};
 use self::shared::{Db, Shared};
 use crate::policy::{Policies, PolicyError};
-use crate::sandbox::{Engine, SandboxError, LABEL_SESSION};
-use crate::store::{now_ms, Store, StoreError};
+use crate::sandbox::{Engine, SandboxError, LABEL_SESSION, LABEL_TASK};
+use crate::store::pg::{PgSettings, PgStore, CHANNEL_QUEUE};
+use crate::store::{LeaseTimes, LocalStore, Store, StoreError};
 
 /// Why the daemon did not start (or stopped abnormally).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,8 @@ pub enum DaemonError {
     Recover(#[from] recover::RecoverError),
     #[error("{0}")]
     Listen(#[from] api::listen::ListenError),
+    #[error("{0}")]
+    Publish(#[from] publish::PublishError),
 }
 
 impl DaemonError {
@@ -111,18 +118,25 @@ pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), Da
     let policies = load_policies(config.policies_dir.as_deref())?;
     prepare_dirs(&config)?;
     let _lock = lock_state_dir(&config.state_dir)?;
-    let store = Store::open(&config.state_dir.join("airlock.db"))?;
-    let db = Db::new(store);
+    let (db, listen) = open_store(&config).await?;
+    let artifacts = config.artifacts.as_ref().map(publish::open).transpose()?;
     let engine = Engine::connect().await?;
-    let report = recover::recover(&engine, &db, &config).await?;
+    let report = match db.leases() {
+        None => recover::recover(&engine, &db, &config).await?,
+        Some(_) => recover::Report::default(),
+    };
     let session = format!("daemon-{}", crate::runner::random_hex(6));
-    let s = session.clone();
-    db.call(move |st| st.add_session(&s, now_ms())).await?;
+    db.add_session(session.clone()).await?;
     tracing::info!(%session, containers_removed = report.containers_removed, tasks_recovered = report.tasks.len(), "recovery done");
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let ctx = Arc::new(Shared::new(config, token, policies, session, db, tx));
+    let mut shared = Shared::new(config, token, policies, session, db, tx);
+    shared.artifacts = artifacts;
+    let ctx = Arc::new(shared);
     retain::once(&ctx).await;
     let stop = CancellationToken::new();
+    if let (Some(times), Some(pg)) = (ctx.db.leases(), listen) {
+        start_shared(&ctx, &engine, times, pg, &stop).await;
+    }
     start_listeners(&ctx, &stop).await?;
     tokio::spawn(engine_events::watch(
         engine.clone(),
@@ -136,6 +150,59 @@ pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), Da
     stop.cancel();
     clean_up(&engine, &ctx, &left).await;
     Ok(())
+}
+
+/// The embedded SQLite store, or the shared PostgreSQL queue of `[queue]` (with the settings
+/// of its LISTEN connection).
+async fn open_store(config: &Config) -> Result<(Db, Option<tokio_postgres::Config>), DaemonError> {
+    let Some(q) = &config.queue else {
+        let store = Store::open(&config.state_dir.join("airlock.db"))?;
+        return Ok((Db::local(LocalStore::new(store)), None));
+    };
+    let settings = PgSettings {
+        url: q.url.clone(),
+        password: q.password.clone(),
+        times: LeaseTimes {
+            ttl: q.lease,
+            heartbeat: q.heartbeat,
+            requeues: q.requeues,
+        },
+    };
+    let pg = PgStore::connect(&settings).await?;
+    let listen = pg.client_config().clone();
+    tracing::info!(lease = ?q.lease, heartbeat = ?q.heartbeat, "shared queue ready");
+    Ok((Db::shared(Arc::new(pg)), Some(listen)))
+}
+
+/// A shared queue: sweep what no live lease owns, then reap and sweep every heartbeat; wake on
+/// the queue's notifications.
+async fn start_shared(
+    ctx: &Arc<Shared>,
+    engine: &Engine,
+    times: LeaseTimes,
+    listen: tokio_postgres::Config,
+    stop: &CancellationToken,
+) {
+    let removed = reaper::sweep_orphans(ctx, engine).await;
+    tracing::info!(
+        containers_removed = removed,
+        "shared queue: orphan sweep done"
+    );
+    tokio::spawn(reaper::run(
+        ctx.clone(),
+        engine.clone(),
+        times,
+        stop.clone(),
+    ));
+    let c = ctx.clone();
+    let on = move |channel: &str, _: &str| {
+        if channel == CHANNEL_QUEUE {
+            c.wake.notify_one();
+        } else {
+            c.events_stored();
+        }
+    };
+    tokio::spawn(crate::store::pg::listen(listen, on, stop.clone()));
 }
 
 fn load_policies(dir: Option<&Path>) -> Result<Policies, DaemonError> {
@@ -194,6 +261,9 @@ async fn clean_up(engine: &Engine, ctx: &Shared, left: &[String]) {
         tracing::error!(error = %e, "shutdown could not remove every container");
     }
     for id in left {
+        if ctx.db.leases().is_some() {
+            let _ = engine.sweep(Some((LABEL_TASK, id))).await;
+        }
         recover::remove_work_dir(&ctx.config.state_dir.join("tasks").join(id));
     }
     let _ = std::fs::remove_file(&ctx.config.socket);

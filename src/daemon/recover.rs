@@ -10,7 +10,7 @@ use super::shared::Db;
 use super::synth::{self, Subject};
 use crate::artifacts::State;
 use crate::sandbox::{Engine, SandboxError, LABEL_LOCK, LABEL_SESSION, LABEL_TASK};
-use crate::store::{now_ms, End, Phase, StoreError, TaskRow};
+use crate::store::{End, Lease, Phase, StoreError, TaskRow};
 use crate::vocab::Reason;
 
 /// A task is re-queued after a crash at most this many times.
@@ -93,10 +93,8 @@ pub enum RecoverError {
 }
 
 pub async fn recover(engine: &Engine, db: &Db, config: &Config) -> Result<Report, RecoverError> {
-    let interrupted = db
-        .call(|s| s.list(Some(Phase::Running), usize::MAX >> 1))
-        .await?;
-    let sessions: HashSet<String> = db.call(|s| s.sessions()).await?.into_iter().collect();
+    let interrupted = db.list(Some(Phase::Running), usize::MAX >> 1).await?;
+    let sessions: HashSet<String> = db.sessions().await?.into_iter().collect();
     let tasks: HashSet<String> = interrupted.iter().map(|t| t.id.clone()).collect();
     let all = list_managed(engine).await?;
     let remove = containers_to_remove(&all, config.recovery.sweep, &sessions, &tasks);
@@ -138,7 +136,7 @@ async fn settle_task(db: &Db, config: &Config, row: TaskRow) -> Result<Settle, S
     match (how, summary) {
         (Settle::FromSummary, Some(summary)) => {
             let end = synth::end_of(&summary);
-            db.call(move |s| s.finish(&id, &end, now_ms())).await?;
+            db.finish(&Lease { id, epoch: 0 }, end, None).await?;
         }
         (Settle::Requeue, _) => {
             let end = End {
@@ -147,13 +145,11 @@ async fn settle_task(db: &Db, config: &Config, row: TaskRow) -> Result<Settle, S
                 message: None,
                 summary: None,
             };
-            db.call(move |s| s.recover(&id, true, &end, now_ms()))
-                .await?;
+            db.recover(id, true, end).await?;
         }
         _ => {
             let end = synth::end_of(&restart_summary(config, &row, push_started));
-            db.call(move |s| s.recover(&id, false, &end, now_ms()))
-                .await?;
+            db.recover(id, false, end).await?;
         }
     }
     Ok(how)
@@ -197,7 +193,7 @@ pub fn remove_work_dir(work: &Path) {
     }
 }
 
-async fn list_managed(engine: &Engine) -> Result<Vec<Managed>, SandboxError> {
+pub(super) async fn list_managed(engine: &Engine) -> Result<Vec<Managed>, SandboxError> {
     let list = engine.list_labelled(&[]).await?;
     Ok(list
         .into_iter()

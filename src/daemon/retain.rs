@@ -26,7 +26,7 @@ pub async fn once(ctx: &Shared) {
     if policy.max_age.is_none() && policy.max_tasks.is_none() {
         return;
     }
-    let finished = match ctx.db.call(|s| s.finished()).await {
+    let finished = match ctx.db.finished().await {
         Ok(f) => f,
         Err(e) => return tracing::warn!(error = %e, "retention: cannot list finished tasks"),
     };
@@ -37,7 +37,7 @@ pub async fn once(ctx: &Shared) {
     let root = ctx.config.artifacts_dir.clone();
     let doomed = ids.clone();
     let _ = tokio::task::spawn_blocking(move || remove_artifacts(&root, &doomed)).await;
-    match ctx.db.call(move |s| s.delete_finished(&ids)).await {
+    match ctx.db.delete_finished(ids).await {
         Ok(n) => tracing::info!(tasks = n, "retention: forgot finished tasks"),
         Err(e) => tracing::warn!(error = %e, "retention: cannot delete tasks"),
     }

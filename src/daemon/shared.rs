@@ -1,7 +1,7 @@
 //! What the API, the dispatcher and the workers share.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -10,32 +10,49 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::notify::Notifier;
 use crate::policy::Policies;
-use crate::store::{CancelOutcome, Store, StoreError};
+use crate::store::{CancelOutcome, LocalStore, Store, StoreError, TaskStore};
 
-/// The store, used from async code: every call runs on the blocking pool (writes fsync).
+/// The queue: the embedded SQLite store, or the PostgreSQL one shared with other runners,
+/// behind [`TaskStore`]. Webhook deliveries and schedule slots are kept by the SQLite store
+/// only ([`Db::call`]); a shared queue refuses them at config load.
 #[derive(Clone)]
-pub struct Db(Arc<Mutex<Store>>);
+pub struct Db {
+    store: Arc<dyn TaskStore>,
+    local: Option<LocalStore>,
+}
 
 impl Db {
-    pub fn new(store: Store) -> Db {
-        Db(Arc::new(Mutex::new(store)))
+    pub fn local(store: LocalStore) -> Db {
+        Db {
+            store: Arc::new(store.clone()),
+            local: Some(store),
+        }
     }
 
+    pub fn shared(store: Arc<dyn TaskStore>) -> Db {
+        Db { store, local: None }
+    }
+
+    /// Run `f` on the SQLite store (its own features: deliveries, schedules).
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
-        let store = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Worker {
-            id: String::new(),
-            message: e.to_string(),
-        })?
+        match &self.local {
+            Some(l) => l.call(f).await,
+            None => Err(StoreError::Unsupported {
+                what: "webhook deliveries and schedule slots",
+            }),
+        }
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = dyn TaskStore;
+
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
     }
 }
 
@@ -57,6 +74,8 @@ pub struct Shared {
     /// This run's id, on every container it creates (`airlock.session`).
     pub session: String,
     pub db: Db,
+    /// `[artifacts]`: the store shared with other runners.
+    pub artifacts: Option<super::publish::Artifacts>,
     pub metrics: Metrics,
     pub notifier: Notifier,
     /// Wakes the dispatcher (something was queued).
@@ -82,6 +101,7 @@ impl Shared {
             policies,
             session,
             db,
+            artifacts: None,
             metrics: Metrics::default(),
             notifier: Notifier::new(config.notify.clone()),
             wake: Notify::new(),

@@ -1,5 +1,8 @@
 //! One task on a worker: the stored spec through `runner::run_task`, exactly as `airlock run`
-//! runs it, with its events copied into the store as they happen.
+//! runs it, with its events copied into the store as they happen. On a shared queue the
+//! worker also holds the task's lease ([`super::lease`]), labels its containers with
+//! `<runner>@<epoch>`, records the push in the queue before it starts, and publishes the
+//! artifacts before the fenced finish.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -9,14 +12,15 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::lease::{self, Abandoned};
 use super::shared::Shared;
 use super::status::{self, Moment};
 use super::synth::{self, Subject};
 use super::tail::Tail;
 use crate::artifacts::State;
 use crate::policy::{Source, Trigger};
-use crate::runner::{self, NotRun, Progress, RunOptions};
-use crate::store::{Claimed, End};
+use crate::runner::{self, NotRun, Progress, PushGate, RunOptions};
+use crate::store::{Claimed, End, Lease};
 use crate::vocab::Reason;
 
 /// How often the task's events are copied into the store while it runs.
@@ -27,6 +31,10 @@ pub struct Outcome {
     pub id: String,
     pub end: End,
     pub run_seconds: f64,
+    /// The artifact prefix published for this run (shared artifact store only).
+    pub artifacts: Option<String>,
+    /// The lease was lost: another runner owns the task; nothing is recorded for this run.
+    pub abandoned: bool,
 }
 
 /// Run `task` to a final state; never panics out (a panic becomes `error` / `runner_fault`).
@@ -38,9 +46,20 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
     };
     let level = task.level.clone();
     status::post(&ctx, target.clone(), &task.id, Moment::Started { level });
-    let result = AssertUnwindSafe(run_task(&ctx, &task, cancel))
+    let lease = Lease {
+        id: task.id.clone(),
+        epoch: task.epoch,
+    };
+    let abandoned = Abandoned::default();
+    let done = CancellationToken::new();
+    if let Some(times) = ctx.db.leases() {
+        let (c, l, a, d) = (ctx.clone(), lease.clone(), abandoned.clone(), done.clone());
+        tokio::spawn(lease::hold(c, l, times, cancel.clone(), a, d));
+    }
+    let result = AssertUnwindSafe(run_task(&ctx, &task, &lease, cancel, &abandoned))
         .catch_unwind()
         .await;
+    done.cancel();
     let end = match result {
         Ok(end) => end,
         Err(_) => fail(
@@ -49,6 +68,15 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
             Reason::RunnerFault,
             "the worker panicked".into(),
         ),
+    };
+    let published = match abandoned.is_set() {
+        true => None,
+        false => super::publish::after_run(&ctx, &task, &end).await,
+    };
+    let (end, artifacts) = match published {
+        Some(Err(m)) => (fail(&ctx, &task, Reason::ArtifactStoreFailed, m), None),
+        Some(Ok(prefix)) => (end, Some(prefix)),
+        None => (end, None),
     };
     let pr_url = status::pr_url(&ctx.config.artifacts_dir, &task.id);
     status::post(
@@ -64,26 +92,35 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
         id: task.id,
         end,
         run_seconds: started.elapsed().as_secs_f64(),
+        artifacts,
+        abandoned: abandoned.is_set(),
     }
 }
 
-async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) -> End {
+async fn run_task(
+    ctx: &Arc<Shared>,
+    task: &Claimed,
+    lease: &Lease,
+    cancel: CancellationToken,
+    abandoned: &Abandoned,
+) -> End {
     let spec = match crate::spec::parse_submitted(&task.spec, Path::new(&task.source)) {
         Ok(s) => s,
         Err(e) => return fail(ctx, task, Reason::InvalidInput, e.to_string()),
     };
-    let opts = options(ctx, task);
+    let opts = options(ctx, task, lease);
     let events = opts.artifacts_root.join(&task.id).join("events.jsonl");
     let mut tail = Tail::from_end(events);
-    let run = runner::run_task(spec, &opts, cancel, Progress::silent());
+    let run = runner::run_task(spec, &opts, cancel.clone(), Progress::silent());
     tokio::pin!(run);
+    let copy = |tail: &mut Tail| copy_events(ctx, lease, tail.read_lines(), &cancel, abandoned);
     let result = loop {
         tokio::select! {
             r = &mut run => break r,
-            _ = tokio::time::sleep(TAIL_EVERY) => copy_events(ctx, &task.id, &mut tail).await,
+            _ = tokio::time::sleep(TAIL_EVERY) => copy(&mut tail).await,
         }
     };
-    copy_events(ctx, &task.id, &mut tail).await;
+    copy(&mut tail).await;
     match result {
         Ok(summary) => synth::end_of(&summary),
         Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => synth::end_of(&summary),
@@ -92,13 +129,14 @@ async fn run_task(ctx: &Arc<Shared>, task: &Claimed, cancel: CancellationToken) 
     }
 }
 
-fn options(ctx: &Shared, task: &Claimed) -> RunOptions {
+fn options(ctx: &Arc<Shared>, task: &Claimed, lease: &Lease) -> RunOptions {
     let id = task.id.as_str();
     let source = Source::ALL
         .into_iter()
         .find(|s| s.key() == task.trigger)
         .unwrap_or(Source::Api);
     let c = &ctx.config;
+    let shared = ctx.db.leases().is_some();
     RunOptions {
         artifacts_root: c.artifacts_dir.clone(),
         state_dir: c.state_dir.clone(),
@@ -110,25 +148,51 @@ fn options(ctx: &Shared, task: &Claimed) -> RunOptions {
             author_trusted: task.author_trusted,
         },
         policies: ctx.policies.clone(),
-        session: ctx.session.clone(),
+        session: match shared {
+            true => super::sweep::session_label(&ctx.session, lease.epoch),
+            false => ctx.session.clone(),
+        },
         task_id: Some(id.to_string()),
+        push_gate: shared.then(|| push_gate(ctx, lease)),
     }
 }
 
-async fn copy_events(ctx: &Shared, id: &str, tail: &mut Tail) {
-    let lines = tail.read_lines();
-    if lines.is_empty() {
+/// Record the push in the queue, fenced, before it starts: a task whose push started is never
+/// re-queued, and a runner that lost its lease never pushes.
+fn push_gate(ctx: &Arc<Shared>, lease: &Lease) -> PushGate {
+    let (db, lease) = (ctx.db.clone(), lease.clone());
+    let handle = tokio::runtime::Handle::current();
+    PushGate(Arc::new(move || {
+        handle
+            .block_on(db.push_started(&lease))
+            .map_err(|e| e.to_string())
+    }))
+}
+
+async fn copy_events(
+    ctx: &Shared,
+    lease: &Lease,
+    lines: Vec<String>,
+    cancel: &CancellationToken,
+    abandoned: &Abandoned,
+) {
+    if lines.is_empty() || abandoned.is_set() {
         return;
     }
-    let task = id.to_string();
-    match ctx.db.call(move |s| s.append_events(&task, &lines)).await {
+    match ctx.db.append_events(lease, lines).await {
         Ok(()) => ctx.events_stored(),
-        Err(e) => tracing::warn!(task = id, error = %e, "cannot store the task's events"),
+        Err(e) if e.is_fenced() => {
+            ctx.metrics.fenced_write();
+            tracing::error!(task = %lease.id, epoch = lease.epoch, "lease lost: the write was refused; stopping the task's containers and abandoning it");
+            abandoned.set();
+            cancel.cancel();
+        }
+        Err(e) => tracing::warn!(task = %lease.id, error = %e, "cannot store the task's events"),
     }
 }
 
 /// The task did not run: `error` with `reason`, summary written by the daemon.
-fn fail(ctx: &Shared, task: &Claimed, reason: Reason, message: String) -> End {
+pub(super) fn fail(ctx: &Shared, task: &Claimed, reason: Reason, message: String) -> End {
     tracing::warn!(task = %task.id, reason = %reason, message = %message, "task did not run");
     let who = Subject {
         id: &task.id,

@@ -71,6 +71,9 @@ pub enum PushError {
     },
     #[error("draft PR on {url}: {message}")]
     Pr { url: String, message: String },
+    /// The shared queue did not record the push (this runner's lease is lost): not pushed.
+    #[error("not pushed: the queue did not record the push: {message}")]
+    LeaseLost { message: String },
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -93,6 +96,7 @@ impl PushError {
             PushError::Conflict { .. } => Reason::PushConflict,
             PushError::Git { .. } | PushError::Io { .. } => Reason::PushFailed,
             PushError::Pr { .. } => Reason::PrFailed,
+            PushError::LeaseLost { .. } => Reason::LeaseLost,
         }
     }
 }

@@ -45,6 +45,19 @@ pub struct RunOptions {
     pub session: String,
     /// Use this task id instead of generating one (the daemon assigns ids at submit).
     pub task_id: Option<String>,
+    /// Asked just before a push starts (after the containers are gone); an `Err` stops the
+    /// push. A shared queue records the push here, fenced, so it happens at most once.
+    pub push_gate: Option<PushGate>,
+}
+
+/// See [`RunOptions::push_gate`].
+#[derive(Clone)]
+pub struct PushGate(pub std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for PushGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushGate")
+    }
 }
 
 /// Why a task did not run at all. Maps to the contract's exit codes.

@@ -64,6 +64,11 @@ impl TaskRun {
             let result = flow::dry_run(&remote, &job);
             return self.dry_run_done(summary, result.map(|_| ()), held);
         }
+        if let Some(gate) = &self.push_gate {
+            if let Err(message) = tokio::task::block_in_place(|| (gate.0)()) {
+                return fail(summary, &PushError::LeaseLost { message }, held);
+            }
+        }
         self.progress
             .phase("push", &format!("{branch} -> {}", remote.push_url));
         let mut events: Vec<(String, Value)> = Vec::new();

@@ -4,7 +4,10 @@
 //! Every write is a transaction; state changes are compare-and-set through the pure
 //! [`state::next`]. The clock is passed in (`now_ms`, Unix milliseconds).
 
-mod events;
+pub mod backend;
+pub(crate) mod events;
+pub mod local;
+pub mod pg;
 pub mod retention;
 pub mod state;
 mod stats;
@@ -16,6 +19,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use backend::{Lease, LeaseTimes, LostTask, Reaped, Renewed, TaskStore};
+pub use events::daemon_event;
+pub use local::LocalStore;
 pub use state::{next, Phase, Transition, FINAL_STATES};
 pub use stats::{OutcomeRow, PrOutcome};
 pub use tasks::{CancelOutcome, Claimed, End, NewTask, TaskRow};
@@ -73,13 +79,42 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64 },
     #[error("store: task {id}: the background worker failed: {message}")]
     Worker { id: String, message: String },
+    #[error("the shared queue does not keep {what} (the embedded store does)")]
+    Unsupported { what: &'static str },
+    #[error("queue database: cannot {op}: {source}")]
+    Pg {
+        op: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("queue database: cannot {op}: {message}")]
+    Pool { op: &'static str, message: String },
+    #[error("queue database: cannot {op}: no answer within {}", humantime::format_duration(*.after))]
+    Timeout { op: &'static str, after: Duration },
+    #[error("queue database: schema version {found} is newer than this airlock supports ({supported}); upgrade every runner")]
+    PgTooNew { found: i64, supported: i64 },
+    /// The lease of this task at this epoch is no longer held: another runner may own it.
+    #[error("task {id}: the lease at epoch {epoch} is lost; the write was refused")]
+    Fenced { id: String, epoch: i64 },
 }
 
 impl StoreError {
     /// A uniqueness constraint failed (a task id already taken).
     pub fn is_duplicate(&self) -> bool {
-        matches!(self, StoreError::Db { source: rusqlite::Error::SqliteFailure(e, _), .. }
-            if e.code == rusqlite::ErrorCode::ConstraintViolation)
+        match self {
+            StoreError::Db {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => e.code == rusqlite::ErrorCode::ConstraintViolation,
+            StoreError::Pg { source, .. } => {
+                source.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
+
+    /// The write was refused because the lease is no longer held.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Claimed {
     pub spec: String,
     pub trigger: String,
     pub author_trusted: bool,
+    /// The fencing epoch of this claim (always 0 in the local store).
+    pub epoch: i64,
+    /// Times it was re-queued before this claim.
+    pub restarts: i64,
 }
 
 /// One task as stored.
@@ -56,6 +60,10 @@ pub struct TaskRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub summary: Option<String>,
+    /// The fencing epoch of its latest claim (0 in the local store).
+    pub epoch: i64,
+    /// The artifact prefix its fenced finish published (shared artifact store only).
+    pub artifacts: Option<String>,
 }
 
 /// What a cancel request found.
@@ -314,7 +322,7 @@ fn set_phase(tx: &Transaction, id: &str, from: Phase, t: Transition) -> rusqlite
 
 fn oldest_queued(tx: &Transaction, n: usize) -> rusqlite::Result<Vec<Claimed>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, title, level, source, spec, trigger, author_trusted FROM tasks \
+        "SELECT id, title, level, source, spec, trigger, author_trusted, restarts FROM tasks \
          WHERE state = 'queued' ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map(params![n as i64], |r| {
@@ -326,6 +334,8 @@ fn oldest_queued(tx: &Transaction, n: usize) -> rusqlite::Result<Vec<Claimed>> {
             spec: r.get(4)?,
             trigger: r.get(5)?,
             author_trusted: r.get(6)?,
+            epoch: 0,
+            restarts: r.get(7)?,
         })
     })?;
     rows.collect()
@@ -349,6 +359,8 @@ fn task_row(r: &Row) -> rusqlite::Result<TaskRow> {
         started_at: r.get(12)?,
         finished_at: r.get(13)?,
         summary: r.get(14)?,
+        epoch: 0,
+        artifacts: None,
     })
 }
 
@@ -368,6 +380,12 @@ impl TaskRow {
             "started_at": self.started_at.map(rfc3339),
             "finished_at": self.finished_at.map(rfc3339),
         });
+        if self.epoch > 0 {
+            v["epoch"] = json!(self.epoch);
+        }
+        if let Some(prefix) = &self.artifacts {
+            v["artifacts_prefix"] = json!(prefix);
+        }
         if with_summary {
             let summary = self
                 .summary

@@ -120,6 +120,13 @@ reasons! {
     InvalidInput = "invalid_input",
     /// The daemon restarted while the task ran.
     RunnerRestart = "runner_restart",
+    /// Shared queue: the task's runner stopped renewing its lease and the task was re-queued
+    /// too often, or its push had started (a push is never repeated).
+    RunnerLost = "runner_lost",
+    /// Shared queue: this runner lost the task's lease; the push was not started.
+    LeaseLost = "lease_lost",
+    /// The run's artifacts could not be published to the shared artifact store.
+    ArtifactStoreFailed = "artifact_store_failed",
     // --- push (L3+) ---
     /// The push token could not be minted.
     TokenMintFailed = "token_mint_failed",

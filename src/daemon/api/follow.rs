@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Bytes, Frame};
+use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use tokio::sync::watch;
 
@@ -42,7 +41,7 @@ pub async fn events(ctx: Arc<Shared>, id: &str, follow: bool) -> Response<Body> 
     let lines = stream::unfold(Some(cursor), |c| async move {
         let mut c = c?;
         match c.next_batch().await {
-            Ok(Some(bytes)) => Some((Ok(Frame::data(bytes)), Some(c))),
+            Ok(Some(bytes)) => Some((Ok(bytes), Some(c))),
             Ok(None) => None,
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
@@ -50,7 +49,7 @@ pub async fn events(ctx: Arc<Shared>, id: &str, follow: bool) -> Response<Body> 
     reply::with_type(
         StatusCode::OK,
         "application/x-ndjson",
-        BodyExt::boxed(StreamBody::new(lines)),
+        reply::spawned(lines),
     )
 }
 
@@ -60,11 +59,7 @@ impl Cursor {
         loop {
             self.changed.borrow_and_update();
             let (id, after) = (self.id.clone(), self.after);
-            let batch = self
-                .ctx
-                .db
-                .call(move |s| s.events_after(&id, after))
-                .await?;
+            let batch = self.ctx.db.events_after(id, after).await?;
             if let Some(last) = batch.last() {
                 self.after = last.0;
                 let mut out = String::new();
@@ -88,7 +83,7 @@ impl Cursor {
 
     async fn is_final(&self) -> Result<bool, StoreError> {
         let id = self.id.clone();
-        let row = self.ctx.db.call(move |s| s.get(&id)).await?;
+        let row = self.ctx.db.get(id).await?;
         Ok(row.map_or(true, |r| r.phase.is_final()))
     }
 }

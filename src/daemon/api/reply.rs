@@ -57,6 +57,29 @@ pub fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// A streamed body from a `Send` (not necessarily `Sync`) stream: it runs in a task of its own
+/// and hands chunks over a small channel; it stops when the client goes away.
+pub fn spawned<S>(stream: S) -> Body
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map(hyper::body::Frame::data), rx))
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(chunks))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

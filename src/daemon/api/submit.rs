@@ -18,7 +18,7 @@ use super::reply::{self, Body};
 use crate::daemon::shared::Shared;
 use crate::runner::new_task_id;
 use crate::spec::TaskSpec;
-use crate::store::{now_ms, NewTask};
+use crate::store::NewTask;
 
 /// Largest body accepted (the issue text itself is capped lower by the spec).
 pub const MAX_BODY: usize = 1 << 20;
@@ -79,7 +79,7 @@ async fn store(ctx: &Shared, mut task: NewTask) -> Result<String, crate::store::
     loop {
         task.id = new_task_id();
         let (t, id) = (task.clone(), task.id.clone());
-        match ctx.db.call(move |s| s.insert(&t, now_ms())).await {
+        match ctx.db.insert(t).await {
             Ok(()) => return Ok(id),
             Err(e) if e.is_duplicate() && tries < 3 => tries += 1,
             Err(e) => return Err(e),

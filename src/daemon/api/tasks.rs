@@ -46,7 +46,7 @@ pub async fn list(ctx: Arc<Shared>, query: Option<&str>) -> Response<Body> {
             )
         }
     };
-    match ctx.db.call(move |s| s.list(phase, limit)).await {
+    match ctx.db.list(phase, limit).await {
         Ok(rows) => {
             let tasks: Vec<_> = rows.iter().map(|r| r.to_json(false)).collect();
             reply::json(StatusCode::OK, &json!({ "tasks": tasks }))
@@ -61,7 +61,7 @@ pub async fn row(ctx: &Shared, id: &str) -> Result<TaskRow, Response<Body>> {
         return Err(reply::not_found("task"));
     }
     let task = id.to_string();
-    match ctx.db.call(move |s| s.get(&task)).await {
+    match ctx.db.get(task).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(reply::not_found(&format!("task {id}"))),
         Err(e) => Err(reply::internal(&e)),
@@ -121,6 +121,9 @@ pub async fn bundle(ctx: Arc<Shared>, id: &str) -> Response<Body> {
         );
         return reply::error(StatusCode::CONFLICT, &msg, None);
     }
+    if let (Some(prefix), Some(store)) = (&r.artifacts, &ctx.artifacts) {
+        return shared_bundle(store, prefix, id).await;
+    }
     let path = ctx
         .config
         .artifacts_dir
@@ -149,8 +152,30 @@ pub async fn bundle(ctx: Arc<Shared>, id: &str) -> Response<Body> {
     )
 }
 
+/// The bundle the task's fenced finish published to the shared artifact store.
+async fn shared_bundle(
+    a: &crate::daemon::publish::Artifacts,
+    prefix: &str,
+    id: &str,
+) -> Response<Body> {
+    use futures_util::StreamExt;
+    let key = object_store::path::Path::from(format!("{prefix}/{id}.tar.gz"));
+    match a.store.get(&key).await {
+        Ok(got) => {
+            let chunks = got
+                .into_stream()
+                .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+            reply::with_type(StatusCode::OK, "application/gzip", reply::spawned(chunks))
+        }
+        Err(object_store::Error::NotFound { .. }) => {
+            reply::not_found(&format!("the bundle of task {id}"))
+        }
+        Err(e) => reply::unavailable(&format!("the artifact store: {e}")),
+    }
+}
+
 async fn counts(ctx: &Shared) -> (i64, i64) {
-    let counts = ctx.db.call(|s| s.counts()).await.unwrap_or_default();
+    let counts = ctx.db.counts().await.unwrap_or_default();
     let get = |k: &str| counts.iter().find(|(s, _)| s == k).map_or(0, |c| c.1);
     (get("queued"), get("running"))
 }

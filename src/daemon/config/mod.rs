@@ -4,6 +4,7 @@
 //! [`Config`].
 
 mod raw;
+mod shared;
 #[cfg(test)]
 mod tests;
 pub mod triggers;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 
 use crate::store::retention::Retention;
 
+pub use shared::{load_queue_password, ArtifactStore, Queue, S3Artifacts};
 pub use validate::{load_token, parse_str};
 
 /// Where the config is read from when `--config` is not given.
@@ -65,6 +67,10 @@ pub struct Config {
     pub triggers: Vec<triggers::TriggerRule>,
     /// `[[schedule]]`: clock slots that start tasks.
     pub schedules: Vec<triggers::ScheduleRule>,
+    /// `[queue]`: a PostgreSQL queue shared with other runners (`None`: the embedded SQLite).
+    pub queue: Option<Queue>,
+    /// `[artifacts]`: a store shared with other runners (`None`: `artifacts_dir` only).
+    pub artifacts: Option<ArtifactStore>,
 }
 
 /// The optional TCP listener; every request on it needs the bearer token.
@@ -153,9 +159,13 @@ pub fn load(path: &Path) -> Result<(Config, Option<SecretString>), ConfigError> 
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, None, format!("cannot read the config: {e}")))?;
     let config = parse_str(&text, path)?;
+    let mut config = config;
     let token = match &config.tcp {
         Some(tcp) => Some(load_token(&tcp.token_file, path)?),
         None => None,
     };
+    if let Some(q) = config.queue.as_mut() {
+        q.password = load_queue_password(q.password_file.as_deref(), path)?;
+    }
     Ok((config, token))
 }

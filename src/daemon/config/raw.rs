@@ -19,6 +19,29 @@ pub struct RawConfig {
     pub notify: Option<RawNotify>,
     pub trigger: Option<Vec<super::triggers::RawTrigger>>,
     pub schedule: Option<Vec<super::triggers::RawSchedule>>,
+    pub queue: Option<RawQueue>,
+    pub artifacts: Option<RawArtifacts>,
+}
+
+/// `[queue]`: a PostgreSQL queue shared by several runners.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub url: String,
+    pub password_file: Option<String>,
+    pub lease: Option<String>,
+    pub heartbeat: Option<String>,
+    pub requeues: Option<i64>,
+}
+
+/// `[artifacts]`: where finished tasks' artifacts are published for every runner.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArtifacts {
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub credentials_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -204,3 +204,63 @@ fn toml_errors_keep_the_snippet_and_caret_on_their_own_lines() {
         "folded onto one line: {shown}"
     );
 }
+
+#[test]
+fn a_shared_queue_gets_lease_defaults_and_refuses_passwords_in_the_url() {
+    let c = parse("[queue]\nurl = \"postgres://airlock@127.0.0.1:5432/airlock\"\n").unwrap();
+    let q = c.queue.unwrap();
+    assert_eq!(
+        (q.lease, q.heartbeat),
+        (Duration::from_secs(60), Duration::from_secs(15))
+    );
+    assert_eq!(q.requeues, 2);
+    assert!(c.artifacts.is_none());
+    let (field, shown) = field_of("[queue]\nurl = \"postgres://airlock:hunter2@db/airlock\"\n");
+    assert_eq!(field.as_deref(), Some("queue.url"));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("password_file"), "{shown}");
+    let (field, _) = field_of("[queue]\nurl = \"postgres://a@db/x?password=hunter2\"\n");
+    assert_eq!(field.as_deref(), Some("queue.url"));
+    let (field, _) = field_of("[queue]\nurl = \"mysql://a@db/x\"\n");
+    assert_eq!(field.as_deref(), Some("queue.url"));
+    let (field, _) =
+        field_of("[queue]\nurl = \"postgres://a@db/x\"\nlease = \"10s\"\nheartbeat = \"5s\"\n");
+    assert_eq!(field.as_deref(), Some("queue.heartbeat"));
+    let (field, _) = field_of("[queue]\nurl = \"postgres://a@db/x\"\nlease = \"1s\"\n");
+    assert_eq!(field.as_deref(), Some("queue.lease"));
+    let (field, _) = field_of("[queue]\nurl = \"postgres://a@db/x\"\nbogus = 1\n");
+    assert_eq!(field.as_deref(), Some("queue.bogus"));
+}
+
+#[test]
+fn artifact_stores_are_s3_with_credentials_or_a_shared_dir() {
+    let c = parse("[artifacts]\nurl = \"file:///srv/airlock\"\n").unwrap();
+    assert_eq!(
+        c.artifacts,
+        Some(ArtifactStore::File("/srv/airlock".into()))
+    );
+    let c = parse("[artifacts]\nurl = \"s3://my-bucket/air/lock/\"\nendpoint = \"http://127.0.0.1:9000\"\ncredentials_file = \"/etc/airlock/s3.toml\"\n").unwrap();
+    let Some(ArtifactStore::S3(s3)) = c.artifacts else {
+        panic!()
+    };
+    assert_eq!(
+        (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_str()),
+        ("my-bucket", "air/lock", "us-east-1")
+    );
+    for (text, want) in [
+        ("url = \"s3://my-bucket/p\"\n", "artifacts.credentials_file"),
+        (
+            "url = \"s3://B/p\"\ncredentials_file = \"/c\"\n",
+            "artifacts.url",
+        ),
+        ("url = \"gs://b/p\"\n", "artifacts.url"),
+        ("url = \"file://relative\"\n", "artifacts.url"),
+        (
+            "url = \"s3://bucket/p\"\ncredentials_file = \"/c\"\nendpoint = \"ftp://x\"\n",
+            "artifacts.endpoint",
+        ),
+    ] {
+        let (field, _) = field_of(&format!("[artifacts]\n{text}"));
+        assert_eq!(field.as_deref(), Some(want), "{text}");
+    }
+}

@@ -48,12 +48,12 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
-struct V<'a> {
-    file: &'a Path,
+pub(super) struct V<'a> {
+    pub(super) file: &'a Path,
 }
 
 impl V<'_> {
-    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::new(self.file, Some(field), message)
     }
 
@@ -61,6 +61,13 @@ impl V<'_> {
         let state_dir = self.abs("state_dir", raw.state_dir)?;
         let state_dir = state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         let artifacts = self.abs("artifacts_dir", raw.artifacts_dir)?;
+        if raw.queue.is_some() && (raw.trigger.is_some() || raw.schedule.is_some()) {
+            let field = if raw.trigger.is_some() { "trigger" } else { "schedule" };
+            return Err(self.err(
+                field,
+                "is not supported with [queue] yet (webhook deliveries and schedule slots are kept by the embedded store); run intake on a runner without [queue]",
+            ));
+        }
         Ok(Config {
             file: self.file.to_path_buf(),
             socket: self
@@ -79,10 +86,16 @@ impl V<'_> {
             notify: self.notify(raw.notify.unwrap_or_default())?,
             triggers: super::triggers::triggers(self.file, raw.trigger.unwrap_or_default())?,
             schedules: super::triggers::schedules(self.file, raw.schedule.unwrap_or_default())?,
+            queue: raw.queue.map(|q| self.queue(q)).transpose()?,
+            artifacts: raw.artifacts.map(|a| self.artifacts(a)).transpose()?,
         })
     }
 
-    fn abs(&self, field: &str, p: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    pub(super) fn abs(
+        &self,
+        field: &str,
+        p: Option<String>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
         let Some(p) = p else { return Ok(None) };
         let path = PathBuf::from(&p);
         if !path.is_absolute() || p.contains('\0') {
@@ -132,7 +145,7 @@ impl V<'_> {
         Ok(Tcp { listen, token_file })
     }
 
-    fn duration(
+    pub(super) fn duration(
         &self,
         field: &str,
         text: Option<String>,
