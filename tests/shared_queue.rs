@@ -136,7 +136,7 @@ fn a_runner_killed_mid_task_is_replaced_after_its_lease_without_orphans_or_dupli
     let world = World::new();
     let pg = Pg::start();
     let mut rs = runners(&world, &pg, &["a"], SHORT, "");
-    let id = rs[0].submit(&spec(&world, &["sh", "-c", "echo started; sleep 4"]));
+    let id = rs[0].submit(&spec(&world, &["sh", "-c", "echo started; sleep 8"]));
     let first = running_label(&id, 60);
     assert!(first.starts_with(&format!("{}@", rs[0].session)), "{first}");
     let mut b = Runner::new(
