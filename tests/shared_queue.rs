@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::World;
-use queue_support::{inspect_label, task_containers, Pg, Runner};
+use queue_support::{inspect_label, task_containers, Moto, Pg, Proxy, Runner};
 
 /// Leases short enough that tests see them expire.
 const SHORT: &str = "lease = \"6s\"\nheartbeat = \"1s\"\nrequeues = 2";
@@ -212,4 +212,346 @@ fn a_task_whose_push_started_is_never_requeued_but_ends_runner_lost() {
     wait_until(30, "the dead runner's container swept", || {
         task_containers(&id).is_empty()
     });
+}
+
+/// A runner whose database traffic goes through a proxy the test can cut.
+fn cut_off_runner(world: &World, pg: &Pg, proxy: &Proxy, name: &str) -> Runner {
+    let url = pg.url_on(proxy.port);
+    let mut r = Runner::new(world.tmp.path(), name, &world.policies, pg, &url, SHORT, "");
+    r.spawn();
+    r
+}
+
+fn direct_runner(world: &World, pg: &Pg, name: &str, queue: &str, extra: &str) -> Runner {
+    let mut r = Runner::new(
+        world.tmp.path(),
+        name,
+        &world.policies,
+        pg,
+        &pg.url(),
+        queue,
+        extra,
+    );
+    r.spawn();
+    r
+}
+
+#[test]
+fn a_runner_cut_off_longer_than_its_lease_stops_its_containers_and_its_late_writes_are_refused() {
+    let world = World::new();
+    let pg = Pg::start();
+    let proxy = Proxy::start(pg.port);
+    let a = cut_off_runner(&world, &pg, &proxy, "a");
+    let id = a.submit(&spec(&world, &["sh", "-c", "echo started; sleep 12"]));
+    let label = running_label(&id, 60);
+    assert!(label.starts_with(&format!("{}@1", a.session)), "{label}");
+    let b = direct_runner(&world, &pg, "b", SHORT, "");
+    proxy.cut(true);
+    let cut_at = Instant::now();
+    // a gives up at 3/4 of the lease (4.5 s) and stops its containers itself, before the
+    // lease (6 s) ends and b may claim.
+    wait_until(30, "a's container stopped", || {
+        queue_support::list_containers(&format!("label=airlock.session={label}")).is_empty()
+    });
+    assert!(
+        cut_at.elapsed() < Duration::from_secs(12),
+        "a did not stop its task"
+    );
+    let t = b.wait_final(&id, 120);
+    assert_eq!(t["state"], "green", "{t}\n{}", b.log());
+    assert_eq!(t["epoch"], 2, "{t}");
+    proxy.cut(false);
+    wait_until(60, "a's late write refused", || {
+        a.log().contains("late write refused by the fence")
+    });
+    assert!(a.log().contains("lease lost"), "{}", a.log());
+    assert_eq!(db_events(&pg, &id, "done").len(), 1, "one finish, by b");
+    assert_eq!(
+        pg.sql(&format!("SELECT session FROM tasks WHERE id = '{id}'")),
+        b.session
+    );
+    let m = a.metrics();
+    assert!(metric(&m, "airlock_tasks_abandoned_total") == 1, "{m}");
+    assert!(metric(&m, "airlock_fenced_writes_total") >= 1, "{m}");
+    wait_until(30, "no container of the task", || {
+        task_containers(&id).is_empty()
+    });
+}
+
+#[test]
+fn a_cut_shorter_than_the_lease_changes_nothing() {
+    let world = World::new();
+    let pg = Pg::start();
+    let proxy = Proxy::start(pg.port);
+    let a = cut_off_runner(&world, &pg, &proxy, "a");
+    let id = a.submit(&spec(
+        &world,
+        &["sh", "-c", "echo before; sleep 3; echo after; sleep 4"],
+    ));
+    let label = running_label(&id, 60);
+    assert!(label.starts_with(&a.session), "{label}");
+    let b = direct_runner(&world, &pg, "b", SHORT, "");
+    std::thread::sleep(Duration::from_secs(1));
+    proxy.cut(true);
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.cut(false);
+    let t = b.wait_final(&id, 120);
+    assert_eq!(t["state"], "green", "{t}\n{}", a.log());
+    assert_eq!(
+        (t["epoch"].as_i64(), t["restarts"].as_i64()),
+        (Some(1), Some(0)),
+        "{t}"
+    );
+    assert_eq!(
+        pg.sql(&format!("SELECT session FROM tasks WHERE id = '{id}'")),
+        a.session
+    );
+    let m = a.metrics();
+    assert_eq!(metric(&m, "airlock_tasks_abandoned_total"), 0, "{m}");
+    assert!(
+        metric(&m, "airlock_lease_renew_failures_total") >= 1,
+        "the cut was felt: {m}"
+    );
+    let events = b.events(&id);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(
+        kinds.contains(&"agent_finished") || kinds.contains(&"container_finished"),
+        "events copied during the cut were kept: {kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "done").count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_runner_paused_longer_than_its_lease_has_its_writes_refused_after_sigcont() {
+    let world = World::new();
+    let pg = Pg::start();
+    let a = direct_runner(&world, &pg, "a", SHORT, "");
+    let id = a.submit(&spec(&world, &["sh", "-c", "echo started; sleep 10"]));
+    running_label(&id, 60);
+    let b = direct_runner(&world, &pg, "b", SHORT, "");
+    a.signal(nix::sys::signal::Signal::SIGSTOP);
+    let t = b.wait_final(&id, 120);
+    a.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(t["state"], "green", "{t}\n{}", b.log());
+    assert_eq!(t["epoch"], 2, "{t}");
+    wait_until(30, "a learns its lease is gone", || {
+        a.log().contains("lease lost")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        db_events(&pg, &id, "done").len(),
+        1,
+        "a wrote no second finish"
+    );
+    assert_eq!(
+        pg.sql(&format!("SELECT session FROM tasks WHERE id = '{id}'")),
+        b.session
+    );
+    wait_until(60, "a's late write refused", || {
+        a.log().contains("late write refused by the fence")
+    });
+    let m = a.metrics();
+    assert_eq!(metric(&m, "airlock_tasks_abandoned_total"), 1, "{m}");
+    assert!(metric(&m, "airlock_fenced_writes_total") >= 1, "{m}");
+    wait_until(30, "no container of the task", || {
+        task_containers(&id).is_empty()
+    });
+}
+
+/// libfaketime from Debian's `faketime` package (preloaded directly, so the runner's pid is
+/// the process a test kills).
+fn faketime_lib() -> String {
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(lib).exists(),
+        "{lib} is missing: run `bash scripts/test-services.sh` (make test does)"
+    );
+    lib.into()
+}
+
+#[test]
+fn runners_with_clocks_skewed_by_ten_minutes_hold_and_reap_leases_the_same() {
+    let world = World::new();
+    let pg = Pg::start();
+    let skewed = |name: &str, offset: &str| {
+        let mut r = Runner::new(
+            world.tmp.path(),
+            name,
+            &world.policies,
+            &pg,
+            &pg.url(),
+            SHORT,
+            "",
+        );
+        r.env = vec![
+            ("LD_PRELOAD".into(), faketime_lib()),
+            ("FAKETIME".into(), offset.into()),
+            ("FAKETIME_DONT_RESET".into(), "1".into()),
+        ];
+        r.spawn();
+        r
+    };
+    let ahead = skewed("ahead", "+10m");
+    let behind = skewed("behind", "-10m");
+    // Longer than the lease: held by renewals, never reaped by the other runner.
+    let id = ahead.submit(&spec(&world, &["sh", "-c", "sleep 9"]));
+    let label = running_label(&id, 60);
+    let t = behind.wait_final(&id, 120);
+    assert_eq!(t["state"], "green", "{t}\n{}", ahead.log());
+    assert_eq!(
+        (t["epoch"].as_i64(), t["restarts"].as_i64()),
+        (Some(1), Some(0)),
+        "{t}"
+    );
+    assert!(label.starts_with(&ahead.session) || label.starts_with(&behind.session));
+    // The runner's own clock really was off: its summary's start vs the database's.
+    let ran = |k: &str| {
+        humantime::parse_rfc3339_weak(t[k].as_str().unwrap().trim_end_matches('Z')).unwrap()
+    };
+    let runner_clock = humantime::parse_rfc3339_weak(
+        t["summary"]["started_at"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('Z'),
+    )
+    .unwrap();
+    let db_clock = ran("started_at");
+    let skew = match runner_clock > db_clock {
+        true => runner_clock.duration_since(db_clock).unwrap(),
+        false => db_clock.duration_since(runner_clock).unwrap(),
+    };
+    assert!(skew > Duration::from_secs(9 * 60), "no skew: {skew:?} {t}");
+    // A killed runner's task is re-queued after the lease by the database's clock.
+    let id = behind.submit(&spec(&world, &["sh", "-c", "sleep 30"]));
+    let label = running_label(&id, 60);
+    let mut rs = [ahead, behind];
+    let owner = rs
+        .iter()
+        .position(|r| label.starts_with(&format!("{}@", r.session)))
+        .unwrap();
+    rs[owner].kill9();
+    let killed = Instant::now();
+    wait_until(60, "the re-queue", || {
+        !db_events(&pg, &id, "requeued").is_empty()
+    });
+    let waited = killed.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(20),
+        "re-queued after {waited:?}"
+    );
+}
+
+#[test]
+fn a_database_restart_mid_run_loses_nothing() {
+    let world = World::new();
+    let pg = Pg::start();
+    let queue = "lease = \"15s\"\nheartbeat = \"2s\"";
+    let a = direct_runner(&world, &pg, "a", queue, "");
+    let id = a.submit(&spec(
+        &world,
+        &["sh", "-c", "echo one; sleep 4; echo two; sleep 4"],
+    ));
+    running_label(&id, 60);
+    std::thread::sleep(Duration::from_secs(2));
+    pg.down();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.up();
+    let t = a.wait_final(&id, 120);
+    assert_eq!(t["state"], "green", "{t}\n{}", a.log());
+    assert_eq!(
+        (t["epoch"].as_i64(), t["restarts"].as_i64()),
+        (Some(1), Some(0)),
+        "{t}"
+    );
+    let log = a.artifacts.join(&id).join("events.jsonl");
+    let on_disk = std::fs::read_to_string(&log).unwrap().lines().count();
+    let stored = a.events(&id).len();
+    // Stored: every runner event plus the daemon's queued/started/done.
+    assert!(
+        stored >= on_disk,
+        "events lost: {stored} stored, {on_disk} written"
+    );
+    let next = a.submit(&spec(&world, &["true"]));
+    assert_eq!(a.wait_final(&next, 60)["state"], "green");
+}
+
+fn s3_extra(moto: &Moto, dir: &std::path::Path) -> String {
+    let creds = dir.join("s3.toml");
+    std::fs::write(
+        &creds,
+        "access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    format!(
+        "[artifacts]\nurl = \"s3://airlock-test/runs\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\ncredentials_file = {:?}\n",
+        moto.port,
+        creds.display().to_string()
+    )
+}
+
+#[test]
+fn artifacts_are_published_to_s3_manifest_last_and_any_runner_serves_the_bundle() {
+    let world = World::new();
+    let pg = Pg::start();
+    let moto = Moto::start();
+    moto.create_bucket("airlock-test");
+    let extra = s3_extra(&moto, world.tmp.path());
+    let a = direct_runner(&world, &pg, "a", LONG, &extra);
+    let b = direct_runner(&world, &pg, "b", LONG, &extra);
+    let id = a.submit(&spec(
+        &world,
+        &["sh", "-c", "echo hello > out.txt; echo logged"],
+    ));
+    let t = b.wait_final(&id, 120);
+    assert_eq!(t["state"], "green", "{t}\n{}\n{}", a.log(), b.log());
+    let prefix = t["artifacts_prefix"].as_str().unwrap().to_string();
+    assert_eq!(prefix, format!("runs/tasks/{id}/1-1"));
+    let keys = moto.keys("airlock-test", &prefix);
+    for want in ["manifest.json", "summary.json", &format!("{id}.tar.gz")] {
+        assert!(
+            keys.iter().any(|k| k == &format!("{prefix}/{want}")),
+            "{want} missing in {keys:?}"
+        );
+    }
+    for r in [&a, &b] {
+        let (code, body) = r.raw("GET", &format!("/v1/tasks/{id}/bundle"));
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip bundle");
+    }
+}
+
+#[test]
+fn the_object_store_down_during_export_ends_the_task_with_a_reason_and_publishes_nothing() {
+    let world = World::new();
+    let pg = Pg::start();
+    let mut moto = Moto::start();
+    moto.create_bucket("airlock-test");
+    let extra = s3_extra(&moto, world.tmp.path());
+    let a = direct_runner(&world, &pg, "a", LONG, &extra);
+    let id = a.submit(&spec(&world, &["sh", "-c", "sleep 3"]));
+    running_label(&id, 60);
+    moto.stop();
+    let t = a.wait_final(&id, 120);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("error"), Some("artifact_store_failed")),
+        "{t}"
+    );
+    assert!(
+        t["message"].as_str().unwrap().contains("artifact store"),
+        "{t}"
+    );
+    assert!(t.get("artifacts_prefix").is_none(), "{t}");
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT artifacts_prefix IS NULL FROM tasks WHERE id = '{id}'"
+        )),
+        "t"
+    );
+    assert_eq!(t["summary"]["reason"], "artifact_store_failed", "{t}");
 }

@@ -117,7 +117,7 @@ impl Dispatcher {
                 end,
                 run_seconds: 0.0,
                 artifacts: None,
-                abandoned: false,
+                recorded: None,
             }
         })
     }
@@ -273,17 +273,18 @@ impl Dispatcher {
 
     async fn finished(&mut self, o: Outcome) -> bool {
         self.tokens.remove(&o.id);
-        if o.abandoned {
-            self.epochs.remove(&o.id);
-            tracing::warn!(task = %o.id, "task abandoned after its lease was lost; nothing recorded for this run");
-            return self.step(Event::Finished(o.id)).await;
-        }
         let epoch = self.epochs.remove(&o.id).unwrap_or(0);
         let lease = Lease {
             id: o.id.clone(),
             epoch,
         };
-        let recorded = self.record_end(&lease, &o).await;
+        let recorded = match o.recorded {
+            Some(r) => r,
+            None => self.record_end(&lease, &o).await,
+        };
+        if o.recorded == Some(false) {
+            tracing::warn!(task = %o.id, "task abandoned after its lease was lost; nothing recorded for this run");
+        }
         self.ctx.events_stored();
         if !recorded {
             return self.step(Event::Finished(o.id)).await;

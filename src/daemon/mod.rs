@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 mod dispatch;
 mod engine_events;
+mod fenced;
 pub mod hooks;
 mod lease;
 mod metrics;

@@ -74,6 +74,13 @@ pub async fn sweep_orphans(ctx: &Shared, engine: &Engine) -> usize {
             return 0;
         }
     };
+    let runners: HashSet<String> = match ctx.db.sessions().await {
+        Ok(s) => s.into_iter().collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "sweep: cannot read the queue's runners; nothing removed");
+            return 0;
+        }
+    };
     let live: HashSet<(String, i64)> = match ctx.db.live_leases().await {
         Ok(l) => l.into_iter().collect(),
         Err(e) => {
@@ -82,7 +89,7 @@ pub async fn sweep_orphans(ctx: &Shared, engine: &Engine) -> usize {
         }
     };
     let mut removed = 0;
-    for id in sweep::orphans(&all, &live) {
+    for id in sweep::orphans(&all, &runners, &live) {
         match engine.remove(&id).await {
             Ok(()) => {
                 removed += 1;

@@ -1,8 +1,9 @@
 //! Orphan containers on an engine shared by several runners of one queue. Each runner labels a
 //! task's containers `airlock.session=<runner>@<epoch>`; a container is removed only when no
 //! runner holds a live lease on its task at that epoch, so survivors clean up after a dead
-//! runner and nobody touches a live task. Containers of other kinds (`airlock run`, daemons of
-//! a local store) are left to their own recovery.
+//! runner and nobody touches a live task. Only containers of this queue's runners (recorded in
+//! its `sessions`) are considered: another queue's runners, `airlock run` and daemons of a
+//! local store may share the engine and are left to their own recovery.
 
 use std::collections::HashSet;
 
@@ -20,15 +21,22 @@ pub fn parse_label(label: &str) -> Option<(&str, i64)> {
     (!runner.is_empty()).then_some((runner, epoch))
 }
 
-/// The containers to remove: shared-queue containers whose `(task, epoch)` holds no live
-/// lease. `live` must be read after `all` was listed (a task claimed in between has no
+/// The containers to remove: containers of this queue's `runners` whose `(task, epoch)` holds
+/// no live lease. `live` must be read after `all` was listed (a task claimed in between has no
 /// container in `all` yet).
-pub fn orphans(all: &[Managed], live: &HashSet<(String, i64)>) -> Vec<String> {
+pub fn orphans(
+    all: &[Managed],
+    runners: &HashSet<String>,
+    live: &HashSet<(String, i64)>,
+) -> Vec<String> {
     all.iter()
         .filter(|c| {
-            let Some((_, epoch)) = c.session.as_deref().and_then(parse_label) else {
+            let Some((runner, epoch)) = c.session.as_deref().and_then(parse_label) else {
                 return false;
             };
+            if !runners.contains(runner) {
+                return false;
+            }
             c.task
                 .as_ref()
                 .is_some_and(|t| !live.contains(&(t.clone(), epoch)))
@@ -70,8 +78,12 @@ mod tests {
             m("dead", "daemon-b@1", "t2"),
             m("local", "daemon-c", "t3"),
             m("run", "run-abc", "t4"),
+            m("other-queue", "daemon-z@1", "t5"),
         ];
         let live: HashSet<(String, i64)> = [("t1".to_string(), 2)].into();
-        assert_eq!(orphans(&all, &live), ["stale-epoch", "dead"]);
+        let ours: HashSet<String> = ["daemon-a", "daemon-b", "daemon-c"]
+            .map(String::from)
+            .into();
+        assert_eq!(orphans(&all, &ours, &live), ["stale-epoch", "dead"]);
     }
 }

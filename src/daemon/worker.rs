@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::fenced::Copier;
 use super::lease::{self, Abandoned};
 use super::shared::Shared;
 use super::status::{self, Moment};
@@ -33,8 +34,10 @@ pub struct Outcome {
     pub run_seconds: f64,
     /// The artifact prefix published for this run (shared artifact store only).
     pub artifacts: Option<String>,
-    /// The lease was lost: another runner owns the task; nothing is recorded for this run.
-    pub abandoned: bool,
+    /// Shared queue: whether the worker recorded the fenced finish itself (`false`: the lease
+    /// was lost, another runner owns the task, nothing is announced). `None`: the dispatcher
+    /// records it (local store).
+    pub recorded: Option<bool>,
 }
 
 /// Run `task` to a final state; never panics out (a panic becomes `error` / `runner_fault`).
@@ -59,14 +62,16 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
     let result = AssertUnwindSafe(run_task(&ctx, &task, &lease, cancel, &abandoned))
         .catch_unwind()
         .await;
-    done.cancel();
-    let end = match result {
-        Ok(end) => end,
-        Err(_) => fail(
-            &ctx,
-            &task,
-            Reason::RunnerFault,
-            "the worker panicked".into(),
+    let (end, copier) = match result {
+        Ok((end, copier)) => (end, copier),
+        Err(_) => (
+            fail(
+                &ctx,
+                &task,
+                Reason::RunnerFault,
+                "the worker panicked".into(),
+            ),
+            Copier::new(lease.clone()),
         ),
     };
     let published = match abandoned.is_set() {
@@ -78,6 +83,8 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
         Some(Ok(prefix)) => (end, Some(prefix)),
         None => (end, None),
     };
+    let recorded = record(&ctx, copier, &end, &artifacts, &abandoned).await;
+    done.cancel();
     let pr_url = status::pr_url(&ctx.config.artifacts_dir, &task.id);
     status::post(
         &ctx,
@@ -93,8 +100,27 @@ pub async fn run(ctx: Arc<Shared>, task: Claimed, cancel: CancellationToken) -> 
         end,
         run_seconds: started.elapsed().as_secs_f64(),
         artifacts,
-        abandoned: abandoned.is_set(),
+        recorded,
     }
+}
+
+/// Shared queue: the remaining events and the fenced finish, while the lease is held (the
+/// heartbeat runs until this returns); after an abandon, the late flush.
+async fn record(
+    ctx: &Arc<Shared>,
+    mut copier: Copier,
+    end: &End,
+    artifacts: &Option<String>,
+    abandoned: &Abandoned,
+) -> Option<bool> {
+    let times = ctx.db.leases()?;
+    let recorded = copier
+        .finish(ctx, times, end.clone(), artifacts.clone(), abandoned)
+        .await;
+    if !recorded {
+        copier.late_flush(ctx.clone(), times);
+    }
+    Some(recorded)
 }
 
 async fn run_task(
@@ -103,30 +129,33 @@ async fn run_task(
     lease: &Lease,
     cancel: CancellationToken,
     abandoned: &Abandoned,
-) -> End {
+) -> (End, Copier) {
+    let mut copier = Copier::new(lease.clone());
     let spec = match crate::spec::parse_submitted(&task.spec, Path::new(&task.source)) {
         Ok(s) => s,
-        Err(e) => return fail(ctx, task, Reason::InvalidInput, e.to_string()),
+        Err(e) => return (fail(ctx, task, Reason::InvalidInput, e.to_string()), copier),
     };
     let opts = options(ctx, task, lease);
     let events = opts.artifacts_root.join(&task.id).join("events.jsonl");
     let mut tail = Tail::from_end(events);
     let run = runner::run_task(spec, &opts, cancel.clone(), Progress::silent());
     tokio::pin!(run);
-    let copy = |tail: &mut Tail| copy_events(ctx, lease, tail.read_lines(), &cancel, abandoned);
     let result = loop {
         tokio::select! {
             r = &mut run => break r,
-            _ = tokio::time::sleep(TAIL_EVERY) => copy(&mut tail).await,
+            _ = tokio::time::sleep(TAIL_EVERY) => copier.copy(ctx, tail.read_lines(), &cancel, abandoned).await,
         }
     };
-    copy(&mut tail).await;
-    match result {
+    copier
+        .copy(ctx, tail.read_lines(), &cancel, abandoned)
+        .await;
+    let end = match result {
         Ok(summary) => synth::end_of(&summary),
         Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => synth::end_of(&summary),
         Err(NotRun::Invalid(m)) => fail(ctx, task, Reason::InvalidInput, m),
         Err(NotRun::Fault(m)) => fail(ctx, task, Reason::RunnerFault, m),
-    }
+    };
+    (end, copier)
 }
 
 fn options(ctx: &Arc<Shared>, task: &Claimed, lease: &Lease) -> RunOptions {
@@ -167,28 +196,6 @@ fn push_gate(ctx: &Arc<Shared>, lease: &Lease) -> PushGate {
             .block_on(db.push_started(&lease))
             .map_err(|e| e.to_string())
     }))
-}
-
-async fn copy_events(
-    ctx: &Shared,
-    lease: &Lease,
-    lines: Vec<String>,
-    cancel: &CancellationToken,
-    abandoned: &Abandoned,
-) {
-    if lines.is_empty() || abandoned.is_set() {
-        return;
-    }
-    match ctx.db.append_events(lease, lines).await {
-        Ok(()) => ctx.events_stored(),
-        Err(e) if e.is_fenced() => {
-            ctx.metrics.fenced_write();
-            tracing::error!(task = %lease.id, epoch = lease.epoch, "lease lost: the write was refused; stopping the task's containers and abandoning it");
-            abandoned.set();
-            cancel.cancel();
-        }
-        Err(e) => tracing::warn!(task = %lease.id, error = %e, "cannot store the task's events"),
-    }
 }
 
 /// The task did not run: `error` with `reason`, summary written by the daemon.

@@ -375,8 +375,8 @@ pub struct Runner {
     child: Option<Child>,
     pub session: String,
     starts: usize,
-    /// Prefix for the command (e.g. `faketime -f -10m`).
-    pub wrapper: Vec<String>,
+    /// Extra environment (e.g. libfaketime's, so the runner's own pid is the one killed).
+    pub env: Vec<(String, String)>,
 }
 
 impl Runner {
@@ -413,17 +413,15 @@ impl Runner {
             child: None,
             session: String::new(),
             starts: 0,
-            wrapper: Vec::new(),
+            env: Vec::new(),
         }
     }
 
     pub fn spawn(&mut self) {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).unwrap();
-        let mut argv: Vec<String> = self.wrapper.clone();
-        argv.push(env!("CARGO_BIN_EXE_airlock").into());
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(["daemon", "--config"])
             .arg(&self.config)
             .env("AIRLOCK_LOG", "info")
@@ -503,6 +501,25 @@ impl Runner {
             serde_json::from_slice(&body)
                 .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
         ))
+    }
+
+    /// The raw body (de-chunked) of a GET.
+    pub fn raw(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let rest = &raw[split + 4..];
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
+        (code, body)
     }
 
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {

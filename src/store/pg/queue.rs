@@ -6,8 +6,8 @@ use tokio_postgres::Transaction;
 
 use super::schema::NOW_MS;
 use super::{pg, PgStore};
-use crate::store::backend::{Lease, LostTask, Reaped, Renewed};
 use crate::artifacts::State;
+use crate::store::backend::{Lease, LostTask, Reaped, Renewed};
 use crate::store::{daemon_event, now_ms, Claimed, End, StoreError};
 use crate::vocab::Reason;
 
@@ -298,7 +298,11 @@ async fn end_expired(tx: &Transaction<'_>) -> Result<Vec<LostTask>, StoreError> 
     let rows = tx
         .query(
             &sql,
-            &[&lost_message(false), &lost_message(true), &Reason::RunnerLost.as_str()],
+            &[
+                &lost_message(false),
+                &lost_message(true),
+                &Reason::RunnerLost.as_str(),
+            ],
         )
         .await
         .map_err(pg("end expired leases"))?;
