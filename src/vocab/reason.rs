@@ -214,7 +214,14 @@ mod tests {
     /// code. A few codes are also words of other vocabularies (`timeout` is a limit and a
     /// failure kind, `cancelled` a state, `push_failed` and `secret_in_artifact` event kinds):
     /// those count only on a line that speaks of a reason.
-    const AMBIGUOUS: [&str; 4] = ["timeout", "cancelled", "push_failed", "secret_in_artifact"];
+    // Also words of other vocabularies: "oom" is the Docker engine's event action too.
+    const AMBIGUOUS: [&str; 5] = [
+        "timeout",
+        "cancelled",
+        "push_failed",
+        "secret_in_artifact",
+        "oom",
+    ];
 
     #[test]
     fn no_reason_code_literals_outside_the_reason_module() {
