@@ -13,6 +13,9 @@ pub struct ContainerFacts {
     pub ended: Ended,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// The command could not start (see [`Reason::GateNotRunnable`]); set by the runner from
+    /// the exit code and the init's exec-failure line.
+    pub not_runnable: bool,
 }
 
 impl ContainerFacts {
@@ -72,6 +75,12 @@ pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
     let Some(last) = history.last() else {
         return stop(State::Error, Reason::NoAttempt);
     };
+    if let Some(v) = container_stop_abnormal(&last.agent) {
+        return v;
+    }
+    if last.agent.not_runnable {
+        return stop(State::NeedsHuman, Reason::AgentNotRunnable);
+    }
     if let Some(v) = container_stop(&last.agent, Reason::AgentFailed) {
         return v;
     }
@@ -83,6 +92,10 @@ pub fn judge(history: &[AttemptFacts], budget: Budget) -> Verdict {
     };
     if let Some(v) = gate.containers.iter().find_map(container_stop_abnormal) {
         return v;
+    }
+    if gate.containers.iter().any(|c| c.not_runnable) {
+        // Not a test failure: nothing the agent could fix, so no retry.
+        return stop(State::NeedsHuman, Reason::GateNotRunnable);
     }
     if gate.containers.iter().all(ContainerFacts::ok) {
         return stop(State::Green, Reason::GatePassed);
@@ -129,14 +142,16 @@ fn scope_stop(last: &AttemptFacts) -> Option<Verdict> {
     (last.red_flags > 0).then(|| stop(State::NeedsHuman, Reason::RedFlag))
 }
 
+/// The most specific reason wins: the same failures twice in a row is `no_progress` even when
+/// that attempt was also the budget's last.
 fn after_red_gate(history: &[AttemptFacts], budget: Budget) -> Verdict {
-    if history.len() as u32 >= budget.attempts {
-        return stop(State::NeedsHuman, Reason::RetryBudgetExhausted);
-    }
     if let [.., prev, last] = history {
         if same_failures(prev, last) {
             return stop(State::NeedsHuman, Reason::NoProgress);
         }
+    }
+    if history.len() as u32 >= budget.attempts {
+        return stop(State::NeedsHuman, Reason::RetryBudgetExhausted);
     }
     if !budget.time_left {
         return stop(State::NeedsHuman, Reason::Timeout);
@@ -160,11 +175,19 @@ mod tests {
         ended: Ended::Exited,
         exit_code: Some(0),
         oom_killed: false,
+        not_runnable: false,
     };
     const FAIL: ContainerFacts = ContainerFacts {
         ended: Ended::Exited,
         exit_code: Some(1),
         oom_killed: false,
+        not_runnable: false,
+    };
+    const NOT_RUNNABLE: ContainerFacts = ContainerFacts {
+        ended: Ended::Exited,
+        exit_code: Some(127),
+        oom_killed: false,
+        not_runnable: true,
     };
     const BUDGET: Budget = Budget {
         attempts: 3,
@@ -224,6 +247,32 @@ mod tests {
     }
 
     #[test]
+    fn the_same_failures_in_the_budgets_last_attempt_are_no_progress() {
+        let b = Budget {
+            attempts: 2,
+            ..BUDGET
+        };
+        let h = vec![attempt(FAIL, &["a"]), attempt(FAIL, &["a"])];
+        assert_eq!(reason(judge(&h, b)), "needs_human/no_progress");
+        let h = vec![attempt(FAIL, &["a"]), attempt(FAIL, &["b"])];
+        assert_eq!(reason(judge(&h, b)), "needs_human/retry_budget_exhausted");
+    }
+
+    #[test]
+    fn a_command_that_cannot_start_ends_the_task_at_once() {
+        assert_eq!(
+            reason(judge(&[attempt(NOT_RUNNABLE, &["x"])], BUDGET)),
+            "needs_human/gate_not_runnable"
+        );
+        let mut a = attempt(OK, &[]);
+        a.agent = NOT_RUNNABLE;
+        assert_eq!(
+            reason(judge(&[a], BUDGET)),
+            "needs_human/agent_not_runnable"
+        );
+    }
+
+    #[test]
     fn time_budget_spent_stops_with_timeout() {
         let b = Budget {
             time_left: false,
@@ -241,16 +290,19 @@ mod tests {
             ended: Ended::Timeout,
             exit_code: Some(137),
             oom_killed: false,
+            not_runnable: false,
         };
         let o = ContainerFacts {
             ended: Ended::Exited,
             exit_code: Some(137),
             oom_killed: true,
+            not_runnable: false,
         };
         let c = ContainerFacts {
             ended: Ended::Cancelled,
             exit_code: Some(143),
             oom_killed: false,
+            not_runnable: false,
         };
         assert_eq!(
             reason(judge(&[attempt(t, &[])], BUDGET)),

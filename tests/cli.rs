@@ -93,12 +93,12 @@ fn an_engine_error_mid_task_still_cleans_up_and_records() {
 }
 
 #[test]
-fn a_program_missing_from_the_image_is_an_agent_failure() {
+fn a_program_missing_from_the_image_is_agent_not_runnable() {
     let world = World::new();
     let ran = world.run(&world.spec("L1", &["/no/such/program"], ""));
     assert_eq!(
         ran.state_reason(),
-        ("needs_human".into(), "agent_failed".into())
+        ("needs_human".into(), "agent_not_runnable".into())
     );
     assert_eq!(ran.summary()["attempts"][0]["agent"]["exit_code"], 127);
     world.assert_clean(&ran.task_id());

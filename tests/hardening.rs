@@ -112,14 +112,17 @@ fn at_l0_the_checkout_is_read_only_and_only_out_is_exported() {
 fn outside_docker_inspect_shows_the_hardening() {
     let world = World::new();
     let limits = "[limits]\nmemory = \"128m\"\npids = 100\ncpus = 0.5";
-    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", "sleep 6"], limits);
+    // The agent waits until the test releases it (a file in its out dir, written from the
+    // host), so a loaded machine cannot end it before it has been inspected.
+    let wait = "i=0; while [ ! -e /airlock/out/release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", wait], limits);
     let child = common::spawn(
         world
             .command(&spec)
             .env("AIRLOCK_TEST_CANARY", "leaked-canary"),
     );
     let inspect = wait_for_container(&marker);
-    // Asked while the container lives (it sleeps 6 s).
+    // Asked while the container lives (it waits for the release file).
     let (runtime, scratch) = (
         container_runtime(&inspect),
         ["/tmp", "/home/agent"].map(|d| (d, scratch_options(&inspect, d))),
@@ -130,6 +133,15 @@ fn outside_docker_inspect_shows_the_hardening() {
             podman_inspect(&inspect, "{{.HostConfig.CgroupMode}}"),
         )
     });
+    let task = inspect["Config"]["Labels"]["airlock.task"]
+        .as_str()
+        .unwrap();
+    let out = world
+        .state
+        .join("tasks")
+        .join(task)
+        .join("airlock/out/release");
+    std::fs::write(&out, "").unwrap_or_else(|e| panic!("{}: {e}", out.display()));
     let ran = common::ran(child.wait_with_output().unwrap());
     let h = &inspect["HostConfig"];
     assert_eq!(h["NetworkMode"], "none");

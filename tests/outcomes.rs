@@ -45,3 +45,51 @@ fn a_relative_state_dir_works_and_leaves_no_mount_behind() {
         ran.stderr
     );
 }
+
+#[test]
+fn a_gate_command_missing_from_the_image_ends_the_task_at_once() {
+    let world = World::new();
+    let spec = world.spec(
+        "L2",
+        &["sh", "-c", "echo change > f.txt"],
+        "[gate]\nimage = \"airlock/sandbox-test:latest\"\ncommands = [[\"python4\", \"-m\", \"pytest\"]]\n[limits]\nattempts = 3",
+    );
+    let ran = world.run(&spec);
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "gate_not_runnable".into()),
+        "{}",
+        ran.stderr
+    );
+    let s = ran.summary();
+    assert_eq!(s["attempts"].as_array().unwrap().len(), 1, "retried: {s}");
+    assert_eq!(
+        s["attempts"][0]["gate"].as_array().unwrap().len(),
+        1,
+        "rerun: {s}"
+    );
+    let msg = s["message"].as_str().unwrap();
+    for want in [
+        "python4 -m pytest",
+        "airlock/sandbox-test:latest",
+        "exit 127",
+    ] {
+        assert!(msg.contains(want), "want `{want}` in {msg}");
+    }
+    world.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn an_agent_command_missing_from_the_image_is_agent_not_runnable() {
+    let world = World::new();
+    let ran = world.run(&world.spec("L1", &["no-such-agent", "--go"], ""));
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "agent_not_runnable".into()),
+        "{}",
+        ran.stderr
+    );
+    let msg = ran.summary()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("agent command `no-such-agent --go`"), "{msg}");
+    world.assert_clean(&ran.task_id());
+}

@@ -41,6 +41,7 @@ fn summary() -> Summary {
         file: "tests/test_x.py".into(),
         line: Some(3),
         detail: "test_sub removed".into(),
+        since_previous_attempt: false,
     };
     let first = AttemptRecord {
         n: 1,

@@ -44,6 +44,10 @@ pub struct TaskRun {
     pub(super) last_diff: Diff,
     /// The tree of each attempt's result, to compare attempts with each other.
     pub(super) trees: Vec<String>,
+    /// What the last container that could not start said (the stop's message).
+    pub(super) not_runnable: Option<String>,
+    /// Failure signatures that failed every flaky-check rerun: not rerun in later attempts.
+    pub(super) deterministic: std::collections::BTreeSet<String>,
     /// Model egress (proxies on the host), when the task was granted providers.
     pub(super) egress: Option<crate::egress::Egress>,
     pub(super) state_dir: std::path::PathBuf,
@@ -106,6 +110,8 @@ impl TaskRun {
             trees: Vec::new(),
             state_dir: opts.state_dir.clone(),
             baseline: Default::default(),
+            not_runnable: None,
+            deterministic: Default::default(),
             egress,
         })
         .map(|mut t| {
@@ -159,7 +165,15 @@ impl TaskRun {
                 .phase("judge", &format!("attempt {n}: {verdict_name}"));
             match verdict {
                 Verdict::Retry => feedback = Some(self.feedback(n)),
-                Verdict::Stop { state, reason } => return (state, reason, None),
+                Verdict::Stop { state, reason } => {
+                    let message = match reason {
+                        Reason::GateNotRunnable | Reason::AgentNotRunnable => {
+                            self.not_runnable.take()
+                        }
+                        _ => None,
+                    };
+                    return (state, reason, message);
+                }
             }
         }
     }
@@ -222,8 +236,9 @@ impl TaskRun {
         let tree = tokio::task::block_in_place(|| self.ws.last_tree())?;
         if let Some(prev) = self.trees.last().filter(|p| **p != tree) {
             let between = tokio::task::block_in_place(|| self.ws.diff_trees(prev, &tree))?;
-            for f in gate::red_flags(&String::from_utf8_lossy(&between)) {
+            for mut f in gate::red_flags(&String::from_utf8_lossy(&between)) {
                 if !flags.contains(&f) {
+                    f.since_previous_attempt = true;
                     flags.push(f);
                 }
             }

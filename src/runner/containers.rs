@@ -116,10 +116,28 @@ impl TaskRun {
             Some(p) => (vec![], p.truncation()),
             None => (vec![], Truncation::default()),
         };
+        let omitted = log.omitted();
+        let log = log.finish();
+        let not_runnable = super::startfail::could_not_start(
+            outcome.ended,
+            outcome.exit_code,
+            outcome.oom_killed,
+            &log,
+        );
+        if not_runnable {
+            self.not_runnable = Some(super::startfail::message(
+                job.role,
+                &job.argv,
+                job.image,
+                outcome.exit_code,
+                &log,
+            ));
+        }
         let facts = ContainerFacts {
             ended: outcome.ended,
             exit_code: outcome.exit_code,
             oom_killed: outcome.oom_killed,
+            not_runnable,
         };
         self.events.emit(
             "container_finished",
@@ -133,14 +151,14 @@ impl TaskRun {
             oom_killed: outcome.oom_killed,
             duration_s: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             log: format!("logs/{}-{n}.log", job.role),
-            log_bytes_omitted: log.omitted(),
+            log_bytes_omitted: omitted,
             truncated: cut.any().then_some(cut),
         };
         Ok(Ran {
             record,
             facts,
             failures,
-            log: log.finish(),
+            log,
         })
     }
 

@@ -90,7 +90,9 @@ impl TaskRun {
                 .await?;
             let (ok, rerunnable) = (
                 ran.facts.ok(),
-                ran.facts.ended == Ended::Exited && !ran.facts.oom_killed,
+                ran.facts.ended == Ended::Exited
+                    && !ran.facts.oom_killed
+                    && !ran.facts.not_runnable,
             );
             let failures = ran.failures.clone();
             let counts = test_counts(&String::from_utf8_lossy(&ran.log));
@@ -130,24 +132,34 @@ impl TaskRun {
     }
 
     /// Rerun only the failing tests up to the policy's count; returns (still failing, flaky).
+    /// A failure already confirmed deterministic earlier in this task (it failed every rerun)
+    /// is not rerun again; one that fails every rerun now is remembered as such.
     #[allow(clippy::too_many_arguments)]
     async fn rerun_failing(
         &mut self,
         n: u32,
         gate: &GateSpec,
         argv: &[String],
-        mut remaining: Vec<Failure>,
+        failures: Vec<Failure>,
         reruns: &mut Vec<Ran>,
         cancel: &CancellationToken,
     ) -> Result<(Vec<Failure>, Vec<Failure>), SandboxError> {
+        let (known, mut remaining): (Vec<_>, Vec<_>) = failures
+            .into_iter()
+            .partition(|f| self.deterministic.contains(&f.signature));
         let mut flaky = Vec::new();
-        for k in 0..self.adm.policy.flaky_reruns as usize {
+        let total = self.adm.policy.flaky_reruns as usize;
+        let mut completed = 0;
+        for k in 0..total {
+            if remaining.is_empty() {
+                break;
+            }
             let Some(rerun) = rerun_argv(argv, &remaining) else {
                 break;
             };
             self.progress.phase(
                 "gate",
-                &format!("attempt {n}: rerun {} of the failing tests", k + 1),
+                &format!("attempt {n}: flaky check: rerun {} of {total}", k + 1),
             );
             let ran = self
                 .gate_container(n, RERUN_STEP + k, &gate.image, rerun, cancel)
@@ -162,6 +174,7 @@ impl TaskRun {
             if !usable || unknown {
                 break; // the rerun itself broke: no conclusion about flakiness
             }
+            completed += 1;
             let (passed, failing): (Vec<_>, Vec<_>) = remaining
                 .into_iter()
                 .partition(|f| !still.contains(&f.signature));
@@ -171,6 +184,11 @@ impl TaskRun {
                 break;
             }
         }
+        if completed == total && total > 0 {
+            self.deterministic
+                .extend(remaining.iter().map(|f| f.signature.clone()));
+        }
+        remaining.extend(known);
         Ok((remaining, flaky))
     }
 }

@@ -15,6 +15,7 @@ pub mod model_egress;
 mod progress;
 mod push_step;
 mod risk_step;
+mod startfail;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -44,6 +44,12 @@ reasons! {
     FlakyGate = "flaky_gate",
     /// The agent exited non-zero.
     AgentFailed = "agent_failed",
+    /// The agent's command could not start (not in the image, not executable: exit 126/127 or
+    /// the init's exec failed).
+    AgentNotRunnable = "agent_not_runnable",
+    /// A gate command could not start (as [`Reason::AgentNotRunnable`]): not a test failure, so
+    /// never fed back to the agent or retried.
+    GateNotRunnable = "gate_not_runnable",
     /// Cancelled by a signal, `airlock cancel` or the daemon's shutdown.
     Cancelled = "cancelled",
     /// The task's time budget ran out.

@@ -385,9 +385,9 @@ pub fn ran(out: std::process::Output) -> Ran {
 }
 
 /// `docker inspect` of the running airlock container whose environment holds `marker` (a
-/// unique value the test put in the agent's env); waits up to 30 s for it to appear.
+/// unique value the test put in the agent's env); waits up to 90 s for it to appear (a loaded machine).
 pub fn wait_for_container(marker: &str) -> serde_json::Value {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while std::time::Instant::now() < until {
         for id in managed_containers(None) {
             let out = Command::new("docker")

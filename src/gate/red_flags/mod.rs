@@ -26,6 +26,10 @@ pub struct RedFlag {
     pub file: String,
     pub line: Option<u32>,
     pub detail: String,
+    /// Found in the change from the previous attempt, not in the diff from the base (e.g. a
+    /// test the agent wrote in attempt 1 and deleted in attempt 2); the line is in that change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub since_previous_attempt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -69,6 +73,7 @@ pub(crate) fn flag(kind: RedFlagKind, file: &str, line: Option<u32>, detail: Str
         file: file.to_string(),
         line,
         detail,
+        since_previous_attempt: false,
     }
 }
 

@@ -145,7 +145,7 @@ fn tests_run(md: &mut String, e: &Evidence) {
             .unwrap_or_default();
         let gate = match a.gate_passed {
             Some(true) => "passed".to_string(),
-            Some(false) => format!("failed ({} gate run(s), reruns included)", a.gate.len()),
+            Some(false) => gate_runs(a),
             None => "not run".to_string(),
         };
         let tests = a.tests.as_ref().map(|t| {
@@ -164,12 +164,11 @@ fn tests_run(md: &mut String, e: &Evidence) {
             md::text(a.verdict.as_str())
         );
         for f in a.failures.iter().take(FAILURES_SHOWN) {
-            let id = f.test_id.as_deref().or(f.file.as_deref()).unwrap_or("?");
             let msg = md::clip(&f.message, MESSAGE_CHARS);
             let _ = writeln!(
                 md,
                 "|  | | | {} {}{} | | |",
-                md::code(id),
+                md::code(&failure_at(f)),
                 md::text(&origin_tag(f)),
                 md::text(&msg)
             );
@@ -213,6 +212,42 @@ pub(super) fn preexisting(md: &mut String, s: &Summary) {
     let _ = writeln!(md, "- {} failure(s) fail the same way on the untouched base (pre-existing, not caused by this change): {}{more}. The gate is not fully green; a reviewer should know the base is red.", pre.len(), shown.join(", "));
 }
 
+/// "failed (2 gate runs)", or "(3 gate runs, 1 a flaky-check rerun)": reruns are named only
+/// when there were any.
+fn gate_runs(a: &crate::artifacts::AttemptRecord) -> String {
+    let reruns = a.gate.iter().filter(|c| is_rerun(&c.container)).count();
+    let runs = a.gate.len();
+    let plural = if runs == 1 { "" } else { "s" };
+    match reruns {
+        0 => format!("failed ({runs} gate run{plural})"),
+        r => format!("failed ({runs} gate run{plural}, {r} of them flaky-check reruns)"),
+    }
+}
+
+/// Container names are `airlock-<task>-gate<n>-<step>-<hex>`; reruns have steps from 100.
+fn is_rerun(container: &str) -> bool {
+    container
+        .rsplit('-')
+        .nth(1)
+        .and_then(|s| s.parse::<usize>().ok())
+        .is_some_and(|step| step >= 100)
+}
+
+/// The test id with its file:line, in one code span (`tests/t.py::test_a (tests/t.py:12)`).
+pub(super) fn failure_at(f: &crate::gate::Failure) -> String {
+    let at = match (&f.file, f.line) {
+        (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+        (Some(file), None) => Some(file.clone()),
+        _ => None,
+    };
+    match (&f.test_id, at) {
+        (Some(id), Some(at)) => format!("{id} ({at})"),
+        (Some(id), None) => id.clone(),
+        (None, Some(at)) => at,
+        (None, None) => "?".into(),
+    }
+}
+
 fn red_flags(md: &mut String, s: &Summary) {
     let flags: Vec<_> = s.attempts.iter().flat_map(|a| a.red_flags.iter()).collect();
     if flags.is_empty() {
@@ -221,9 +256,14 @@ fn red_flags(md: &mut String, s: &Summary) {
     let _ = writeln!(md, "## Red flags\n");
     for f in flags {
         let line = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let against = if f.since_previous_attempt {
+            " (in the change from the previous attempt, not the diff from the base)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             md,
-            "- **{}** {}: {}",
+            "- **{}** {}: {}{against}",
             md::text(&wire_name(f.kind)),
             md::code(&format!("{}{line}", f.file)),
             md::text(&md::clip(&f.detail, 300))
