@@ -129,3 +129,39 @@ fn the_gate_cannot_forge_the_report_and_each_command_gets_a_fresh_view() {
     assert!(!patch.contains("gate-marker"), "{patch}");
     world.assert_clean(&ran.task_id());
 }
+
+#[test]
+fn a_gate_printing_one_endless_line_ends_at_its_timeout_with_bounded_memory() {
+    let world = World::new();
+    let line = ["sh", "-c", "yes A | tr -d '\\n'"];
+    let spec = world.spec(
+        "L2",
+        AGENT,
+        &gate(&[&line], "[limits]\ntimeout = \"20s\"\nattempts = 1"),
+    );
+    let t = Instant::now();
+    let (ran, peak_kb) = run_sampling_rss(&world, &spec);
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "timeout".into()),
+        "{}",
+        ran.stderr
+    );
+    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
+    let dir = world.artifacts.join(ran.task_id());
+    assert!(
+        dir_bytes(&dir) < 12 << 20,
+        "artifacts are {} bytes",
+        dir_bytes(&dir)
+    );
+    let log = std::fs::metadata(dir.join("logs/gate-1.log"))
+        .unwrap()
+        .len();
+    assert!(log <= (1 << 20) + 4096, "gate log is {log} bytes");
+    world.assert_clean(&ran.task_id());
+}

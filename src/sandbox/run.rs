@@ -144,6 +144,14 @@ impl Engine {
         let mut wait = self.docker().wait_container(id, None);
         let mut ended = Ended::Exited;
         let mut logs_open = true;
+        // The stop runs beside the log stream, never instead of it: an engine that cannot hand
+        // the output on (nobody reading the attach stream) holds the container's exit, and a
+        // stop that waited for that exit would wait for the engine's own timeout (#10 item 1).
+        let mut stopping: Option<
+            std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), SandboxError>> + Send + '_>,
+            >,
+        > = None;
         loop {
             tokio::select! {
                 chunk = logs.next(), if logs_open => match chunk {
@@ -152,13 +160,17 @@ impl Engine {
                     None => logs_open = false,
                 },
                 _ = wait.next() => break,
+                stopped = async { stopping.as_mut().expect("guarded").await }, if stopping.is_some() => {
+                    stopping = None;
+                    stopped?;
+                }
                 _ = tokio::time::sleep_until(deadline), if ended == Ended::Exited => {
                     ended = Ended::Timeout;
-                    self.stop(id).await?;
+                    stopping = Some(Box::pin(self.stop(id)));
                 }
                 _ = cancel.cancelled(), if ended == Ended::Exited => {
                     ended = Ended::Cancelled;
-                    self.stop(id).await?;
+                    stopping = Some(Box::pin(self.stop(id)));
                 }
             }
         }
