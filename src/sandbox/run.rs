@@ -147,11 +147,8 @@ impl Engine {
         // The stop runs beside the log stream, never instead of it: an engine that cannot hand
         // the output on (nobody reading the attach stream) holds the container's exit, and a
         // stop that waited for that exit would wait for the engine's own timeout (#10 item 1).
-        let mut stopping: Option<
-            std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<(), SandboxError>> + Send + '_>,
-            >,
-        > = None;
+        let mut stopping: Option<futures_util::future::BoxFuture<'_, Result<(), SandboxError>>> =
+            None;
         loop {
             tokio::select! {
                 chunk = logs.next(), if logs_open => match chunk {
