@@ -92,6 +92,46 @@ fn an_engine_error_mid_task_still_cleans_up_and_records() {
     world.assert_clean(&ran.task_id());
 }
 
+/// The container is removed behind airlock's back mid-run (the engine loses it): the task ends
+/// `error`/`engine_error`, and what the agent printed before still reaches its log.
+#[test]
+fn an_engine_error_mid_container_keeps_the_output_captured_so_far() {
+    let world = World::new();
+    let script = "echo captured-before-the-fault; sleep 120";
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", script], "");
+    let child = common::spawn(&mut world.command(&spec));
+    let ctr = common::wait_for_container(&marker);
+    let id = ctr["Id"].as_str().unwrap().to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let logs = std::process::Command::new("docker")
+            .args(["logs", &id])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&logs.stdout).contains("captured-before") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the agent never printed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rm = std::process::Command::new("docker")
+        .args(["rm", "-f", &id])
+        .output()
+        .unwrap();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let ran = common::ran(child.wait_with_output().unwrap());
+    assert_eq!(ran.code, 4, "{}", ran.stderr);
+    assert_eq!(ran.state_reason(), ("error".into(), "engine_error".into()));
+    let log = world.artifact(&ran, "logs/agent-1.log");
+    assert!(log.contains("captured-before-the-fault"), "{log}");
+    assert!(log.contains("the engine failed"), "{log}");
+    world.assert_clean(&ran.task_id());
+}
+
 #[test]
 fn a_program_missing_from_the_image_is_agent_not_runnable() {
     let world = World::new();

@@ -198,7 +198,7 @@ fn rerun_argv_selects_failing_tests() {
         (
             "pytest/assertion_q.txt",
             "python3 -m pytest -q",
-            Some("python3 -m pytest -q tests/test_calc.py::test_add tests/test_calc.py::test_div_zero"),
+            Some("python3 -m pytest -q -- tests/test_calc.py::test_add tests/test_calc.py::test_div_zero"),
         ),
         (
             "cargo-test/failing.txt",

@@ -32,6 +32,12 @@ pub fn rerun_argv(gate_argv: &[String], failures: &[Failure]) -> Option<Vec<Stri
     }
 }
 
+/// An id that reads as an option to a runner whose argv has no end-of-options marker after
+/// the ids (libtest's filters, jest's paths): such a failure is not rerun (#10 item 11).
+fn looks_like_option(id: &str) -> bool {
+    id.starts_with('-')
+}
+
 fn basename(arg: &str) -> &str {
     arg.rsplit('/').next().unwrap_or(arg)
 }
@@ -81,10 +87,12 @@ fn pytest(argv: &[String], ids: &[&str]) -> Option<Vec<String>> {
         } else if PYTEST_VALUE_OPTS.contains(&arg.as_str()) {
             out.push(arg.clone());
             out.extend(args.next().cloned());
-        } else if arg.starts_with('-') {
+        } else if arg.starts_with('-') && arg != "--" {
             out.push(arg.clone());
         }
     }
+    // Node ids come from the gate's output: after `--` none of them can be an option.
+    out.push("--".to_string());
     out.extend(ids.iter().map(|id| id.to_string()));
     Some(out)
 }
@@ -114,6 +122,9 @@ const CARGO_VALUE_OPTS: &[&str] = &[
 
 /// `cargo test [opts] -- [harness opts] --exact name...`; a positional filter is dropped.
 fn cargo_test(argv: &[String], ids: &[&str]) -> Option<Vec<String>> {
+    if ids.iter().any(|id| looks_like_option(id)) {
+        return None;
+    }
     let cargo = argv.iter().position(|a| basename(a) == "cargo")?;
     let test = cargo + 1 + argv[cargo + 1..].iter().position(|a| a == "test")?;
     let split = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
@@ -182,6 +193,9 @@ fn js(argv: &[String], runner: &str, ids: &[&str], sep: &str) -> Option<Vec<Stri
     let mut names: Vec<String> = Vec::new();
     for id in ids {
         let (file, name) = id.split_once(sep)?;
+        if looks_like_option(file) {
+            return None;
+        }
         if !files.contains(&file) {
             files.push(file);
         }
@@ -249,9 +263,22 @@ mod tests {
         assert_eq!(
             got,
             Some(argv(
-                "python3 -m pytest -q --maxfail 3 tests/a.py::test_x tests/b.py::T::t[1]"
+                "python3 -m pytest -q --maxfail 3 -- tests/a.py::test_x tests/b.py::T::t[1]"
             ))
         );
+    }
+
+    #[test]
+    fn an_id_that_reads_as_an_option_never_becomes_one() {
+        let f = [failed("pytest", "--co"), failed("pytest", "a.py::t")];
+        let got = rerun_argv(&argv("pytest -q -- tests/"), &f).expect("argv");
+        assert_eq!(got, argv("pytest -q -- --co a.py::t"));
+        assert_eq!(
+            rerun_argv(&argv("cargo test"), &[failed("cargo-test", "--list")]),
+            None
+        );
+        let jest = [failed("jest", "--watch › t")];
+        assert_eq!(rerun_argv(&argv("npx jest"), &jest), None);
     }
 
     #[test]

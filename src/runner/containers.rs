@@ -109,7 +109,18 @@ impl TaskRun {
                 );
             }
         };
-        let outcome = engine.run(&plan, deadline, cancel, &mut sink).await?;
+        let outcome = match engine.run(&plan, deadline, cancel, &mut sink).await {
+            Ok(o) => o,
+            Err(e) => {
+                // What the container printed before the engine failed is often why it failed:
+                // it reaches the log, with the fault named, before the error ends the task.
+                let mut text = log.finish();
+                let note = format!("\n[airlock: the engine failed during this container: {e}; the output above is what was captured]\n");
+                text.extend_from_slice(neutralise(&note).as_bytes());
+                self.write_log_bytes(job.role, n, &text);
+                return Err(e);
+            }
+        };
         let exit = outcome.exit_code.unwrap_or(-1);
         let (failures, cut) = match parser {
             Some(p) if exit != 0 => p.finish_bounded(exit),
@@ -219,7 +230,11 @@ impl TaskRun {
             }
             text.extend_from_slice(&r.log);
         }
-        if let Err(e) = write_atomic(&self.artifacts.log_path(role, n), &text) {
+        self.write_log_bytes(role, n, &text);
+    }
+
+    fn write_log_bytes(&self, role: &str, n: u32, text: &[u8]) {
+        if let Err(e) = write_atomic(&self.artifacts.log_path(role, n), text) {
             tracing::warn!(error = %e, "cannot write log");
         }
     }

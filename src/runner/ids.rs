@@ -1,13 +1,13 @@
 //! Task ids, session ids and branch slugs. Ids become container names, paths and branch names,
 //! so they are generated from a fixed alphabet and validated when supplied.
 
-use std::io::Read;
-
-/// Random lowercase hex of `n` bytes (from the kernel's CSPRNG).
+/// Random lowercase hex of `n` bytes from the kernel's CSPRNG (`getrandom(2)`, which blocks
+/// until the pool is seeded). These values name containers and stand in for model keys, so a
+/// predictable one is never returned: a kernel without a random source is a fatal fault.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut buf);
+    if let Err(e) = getrandom::fill(&mut buf) {
+        panic!("the kernel's random source (getrandom) failed: {e}; airlock cannot name its containers or keys safely");
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -63,6 +63,14 @@ mod tests {
         assert_eq!(slug("!!!"), "task");
         assert!(slug(&"word ".repeat(30)).len() <= 40);
         assert!(!slug(&("a".repeat(39) + " b")).ends_with('-'));
+    }
+
+    #[test]
+    fn random_hex_is_random() {
+        let a = random_hex(16);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, "0".repeat(32));
+        assert_ne!(a, random_hex(16));
     }
 
     #[test]
