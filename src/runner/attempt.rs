@@ -126,7 +126,7 @@ impl TaskRun {
         let (state, reason, message) = self.attempt_loop(&cancel).await;
         let (state, reason, message) = self.high_risk_stop(state, reason, message);
         self.events.emit("finished", state_json(state, reason));
-        self.export(state, reason, message)
+        self.export(state, reason, message).await
     }
 
     async fn attempt_loop(

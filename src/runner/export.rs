@@ -26,7 +26,7 @@ mod scan;
 impl TaskRun {
     /// Write every artifact, push (L3+, green), and return the summary. A failure to write turns
     /// the state into `error` / `export_failed`, but everything that can be written still is.
-    pub(super) fn export(
+    pub(super) async fn export(
         &mut self,
         state: State,
         reason: Reason,
@@ -40,7 +40,7 @@ impl TaskRun {
         match self.export_files(&mut summary) {
             Ok(exported) => {
                 let before = summary.state;
-                self.push_step(&mut summary, &exported, &mut held);
+                self.push_step(&mut summary, &exported, &mut held).await;
                 self.scan_for_secrets(&mut summary, &held.redactor);
                 if summary.state != before {
                     self.rewrite_evidence(&summary, &held.redactor);

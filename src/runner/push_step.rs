@@ -2,15 +2,95 @@
 //! exported branch to [`crate::push::flow`]. L0–L2 never get here: their level policy carries no
 //! push configuration and `push::decide` refuses them before anything else is looked at.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use super::attempt::TaskRun;
+use super::PushGate;
 use crate::artifacts::{State, Summary};
 use crate::push::{self, flow, Job, PushError, Remote, Skip};
 use crate::sandbox::LABEL_TASK;
 use crate::secrets::Held;
+
+/// [`Job`] with its data owned, so it can cross onto the blocking pool.
+struct OwnedJob {
+    task_id: String,
+    title: String,
+    repo: String,
+    base: String,
+    branch: String,
+    commit: String,
+    git_dir: PathBuf,
+    evidence: String,
+    issue: Option<String>,
+    record: PathBuf,
+    pr_file: PathBuf,
+}
+
+impl OwnedJob {
+    fn borrowed(&self) -> Job<'_> {
+        Job {
+            task_id: &self.task_id,
+            title: &self.title,
+            repo: &self.repo,
+            base: &self.base,
+            branch: &self.branch,
+            commit: &self.commit,
+            git_dir: &self.git_dir,
+            evidence: &self.evidence,
+            issue: self.issue.as_deref(),
+            record: &self.record,
+            pr_file: &self.pr_file,
+        }
+    }
+}
+
+/// What the blocking push hands back: the report (or why it could not run), the events it
+/// emitted, and the held secrets with every token it minted added.
+struct Pushed {
+    report: flow::Report,
+    events: Vec<(String, Value)>,
+    held: Held,
+}
+
+/// Ask the push gate (a shared queue's fenced record; it may block on its store) off the
+/// runtime's worker threads. A panic in it goes on as a panic here.
+async fn ask_gate(gate: Option<PushGate>) -> Result<(), PushError> {
+    let Some(gate) = gate else {
+        return Ok(());
+    };
+    match tokio::task::spawn_blocking(move || (gate.0)()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(PushError::LeaseLost { message }),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// [`flow::run`] (git, the token provider, the forge: all blocking) on the blocking pool. A
+/// panic there goes on as a panic here, as it did when the push ran on the worker thread.
+async fn push_blocking(remote: Remote, job: OwnedJob, mut held: Held) -> Pushed {
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut events: Vec<(String, Value)> = Vec::new();
+        let report = flow::run(
+            &remote,
+            &job.borrowed(),
+            &mut held,
+            SystemTime::now(),
+            &mut |k, v| events.push((k.to_string(), v)),
+        );
+        Pushed {
+            report,
+            events,
+            held,
+        }
+    });
+    match handle.await {
+        Ok(pushed) => pushed,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
 
 /// What export produced that the push needs.
 pub(super) struct Exported {
@@ -21,7 +101,9 @@ pub(super) struct Exported {
 impl TaskRun {
     /// Push the task's branch and open the draft PR, if this task may. Every secret minted is
     /// added to `held` (the caller scans the artifacts with it before the bundle is written).
-    pub(super) fn push_step(
+    /// The blocking parts (the push gate, git, the forge) run on tokio's blocking pool with
+    /// owned data, so this works on any runtime flavour.
+    pub(super) async fn push_step(
         &mut self,
         summary: &mut Summary,
         exported: &Exported,
@@ -33,26 +115,21 @@ impl TaskRun {
         let (Some(branch), Some(commit)) = (summary.branch.clone(), exported.commit.clone()) else {
             return;
         };
-        if let Err(e) = self.containers_gone() {
+        if let Err(e) = self.containers_gone().await {
             return fail(summary, &e, held);
         }
-        let (record, pr_file) = (
-            self.artifacts.path("push.json"),
-            self.artifacts.path("pr.json"),
-        );
-        let git_dir = self.ws.root.join("branch.git");
-        let job = Job {
-            task_id: &self.task_id,
-            title: &self.spec.title,
-            repo: &self.spec.repo.url,
-            base: &self.spec.repo.base,
-            branch: &branch,
-            commit: &commit,
-            git_dir: &git_dir,
-            evidence: &exported.evidence,
-            issue: self.spec.issue_url.as_deref(),
-            record: &record,
-            pr_file: &pr_file,
+        let job = OwnedJob {
+            task_id: self.task_id.clone(),
+            title: self.spec.title.clone(),
+            repo: self.spec.repo.url.clone(),
+            base: self.spec.repo.base.clone(),
+            branch: branch.clone(),
+            commit,
+            git_dir: self.ws.root.join("branch.git"),
+            evidence: exported.evidence.clone(),
+            issue: self.spec.issue_url.clone(),
+            record: self.artifacts.path("push.json"),
+            pr_file: self.artifacts.path("pr.json"),
         };
         if self
             .adm
@@ -61,26 +138,20 @@ impl TaskRun {
             .as_ref()
             .is_some_and(|c| c.dry_run)
         {
-            let result = flow::dry_run(&remote, &job);
+            let result = flow::dry_run(&remote, &job.borrowed());
             return self.dry_run_done(summary, result.map(|_| ()), held);
         }
-        if let Some(gate) = &self.push_gate {
-            if let Err(message) = tokio::task::block_in_place(|| (gate.0)()) {
-                return fail(summary, &PushError::LeaseLost { message }, held);
-            }
+        if let Err(e) = ask_gate(self.push_gate.clone()).await {
+            return fail(summary, &e, held);
         }
         self.progress
             .phase("push", &format!("{branch} -> {}", remote.push_url));
-        let mut events: Vec<(String, Value)> = Vec::new();
-        let report = tokio::task::block_in_place(|| {
-            flow::run(&remote, &job, held, SystemTime::now(), &mut |k, v| {
-                events.push((k.to_string(), v))
-            })
-        });
-        for (kind, fields) in events {
+        let pushed = push_blocking(remote.clone(), job, std::mem::take(held)).await;
+        *held = pushed.held;
+        for (kind, fields) in pushed.events {
             self.emit_redacted(&kind, fields, held);
         }
-        self.pushed(summary, report, &branch, &remote, held);
+        self.pushed(summary, pushed.report, &branch, &remote, held);
     }
 
     /// The remote to push to, or `None` with the reason recorded (nothing for L0–L2).
@@ -112,11 +183,11 @@ impl TaskRun {
     }
 
     /// No token exists while a container of the task does.
-    fn containers_gone(&self) -> Result<(), PushError> {
-        let listed = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(self.engine.list_managed(Some((LABEL_TASK, &self.task_id))))
-        });
+    async fn containers_gone(&self) -> Result<(), PushError> {
+        let listed = self
+            .engine
+            .list_managed(Some((LABEL_TASK, &self.task_id)))
+            .await;
         match listed {
             Ok(ids) if ids.is_empty() => Ok(()),
             Ok(ids) => Err(PushError::ContainersRemain { count: ids.len() }),
@@ -179,4 +250,83 @@ fn fail(summary: &mut Summary, e: &PushError, held: &Held) {
     summary.state = State::Error;
     summary.reason = e.reason();
     summary.message = Some(held.redactor.redact_str(&e.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::push::config::{CommandProvider, Provider, TokenConfig};
+
+    fn remote(push_url: String) -> Remote {
+        let exp = crate::push::token::rfc3339(SystemTime::now() + Duration::from_secs(600));
+        Remote {
+            repo: "/src/repo".into(),
+            push_url,
+            protected: vec![],
+            auth_user: "x-access-token".into(),
+            token: TokenConfig {
+                provider: Provider::Command(CommandProvider {
+                    argv: vec![
+                        "sh".into(),
+                        "-c".into(),
+                        format!(r#"printf '{{"token":"tok-unit-7f3a","expires_at":"{exp}"}}'"#),
+                    ],
+                    revoke: None,
+                    timeout: Duration::from_secs(10),
+                }),
+                max_ttl: Duration::from_secs(3600),
+            },
+            pr: None,
+            ci: None,
+        }
+    }
+
+    fn job(dir: &std::path::Path) -> OwnedJob {
+        OwnedJob {
+            task_id: "t-unit".into(),
+            title: "unit".into(),
+            repo: "/src/repo".into(),
+            base: "main".into(),
+            branch: "agent/t-unit".into(),
+            commit: "0".repeat(40),
+            git_dir: dir.join("branch.git"),
+            evidence: String::new(),
+            issue: None,
+            record: dir.join("push.json"),
+            pr_file: dir.join("pr.json"),
+        }
+    }
+
+    /// The push runs on a current-thread runtime (where `block_in_place` panics), mints, fails
+    /// to push to a remote that does not exist, and hands the minted token back in `held`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn push_runs_on_a_current_thread_runtime_and_returns_the_held_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/no-such-remote.git", dir.path().display());
+        let pushed = push_blocking(remote(url), job(dir.path()), Held::default()).await;
+        assert!(pushed.report.error.is_some(), "a push to nowhere must fail");
+        assert!(!pushed.report.pushed);
+        assert_eq!(
+            pushed.held.redactor.redact_str("x tok-unit-7f3a y"),
+            "x [REDACTED] y",
+            "the minted token must come back in `held` so the artifacts are scanned for it"
+        );
+        let kinds: Vec<&str> = pushed.events.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(kinds.contains(&"token_minted"), "{kinds:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn push_gate_runs_on_a_current_thread_runtime() {
+        assert!(ask_gate(None).await.is_ok());
+        let open = PushGate(Arc::new(|| Ok(())));
+        assert!(ask_gate(Some(open)).await.is_ok());
+        let closed = PushGate(Arc::new(|| Err("lease lost at 12:00".into())));
+        match ask_gate(Some(closed)).await {
+            Err(PushError::LeaseLost { message }) => assert_eq!(message, "lease lost at 12:00"),
+            other => panic!("expected lease_lost, got {other:?}"),
+        }
+    }
 }
