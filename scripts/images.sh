@@ -3,6 +3,8 @@
 #
 #   airlock/sandbox-test:latest  FROM scratch + Debian's static busybox (hardening tests)
 #   airlock/demo:latest          debootstrapped bookworm (python3, pytest, git) + demo-agent
+#   airlock/agents:latest        airlock/demo + the real agent CLIs (Codex CLI, Claude Code),
+#                                installed with npm on the host (pinned) and copied in
 #
 # Each image is labelled airlock.inputs=<sha256 of its inputs>; an image whose label matches
 # is left alone. The debootstrap rootfs is cached as a tarball under $AIRLOCK_CACHE
@@ -12,7 +14,10 @@
 # BUSYBOX (path of a static busybox; default: /bin/busybox from Debian's busybox-static).
 # ENGINE=podman: also copy each image into Podman's storage (`docker save | podman load`), skipped
 # when Podman already holds an image with the same airlock.inputs label.
-# Usage: scripts/images.sh [sandbox-test|demo ...]   (default: both)
+# CODEX_VERSION, CLAUDE_CODE_VERSION: the npm versions of @openai/codex and
+# @anthropic-ai/claude-code that airlock/agents holds. ENGINE=podman skips airlock/agents (the
+# real-agent tests run on dockerd; 700 MB is not worth copying).
+# Usage: scripts/images.sh [sandbox-test|demo|agents ...]   (default: all three)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +28,9 @@ export DOCKER_BUILDKIT=0          # the classic builder: FROM scratch / local im
 DEMO_SUITE=bookworm
 DEMO_VARIANT=minbase
 DEMO_PACKAGES=python3,python3-pytest,git
+
+CODEX_VERSION=${CODEX_VERSION:-0.171.0}
+CLAUDE_CODE_VERSION=${CLAUDE_CODE_VERSION:-2.1.332}
 
 say() { printf 'images: %s\n' "$*" >&2; }
 die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
@@ -221,6 +229,61 @@ build_demo() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# airlock/agents
+
+# npm_install DIR PKG@VERSION: install one pinned package (and its platform package) on the host.
+npm_install() {
+    local log=$1.npm.log
+    mkdir -p "$1"
+    if ! npm install --prefix "$1" --ignore-scripts --no-audit --no-fund --no-update-notifier \
+            --loglevel=error "$2" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "npm install $2 failed (last lines above); the host needs npm and the npm registry"
+    fi
+}
+
+build_agents() {
+    local name=airlock/agents src=$ROOT/images/agents base=airlock/demo:latest inputs ctx npmdir t0 t1
+    local arch codex_dir claude_bin
+    [ -n "$(image_id "$base")" ] || build_demo
+    inputs=$( {
+        echo "agents v1 codex=$CODEX_VERSION claude-code=$CLAUDE_CODE_VERSION base=$(current_label "$base")"
+        declare -f build_agents npm_install build_image
+        hash_dir "$src"
+    } | sha)
+    if [ "$(current_label "$name:latest")" = "$inputs" ]; then
+        say "$name up to date"
+        return
+    fi
+    command -v npm >/dev/null || apt_install npm
+    case $(uname -m) in
+        x86_64) arch=x64 ;;
+        aarch64) arch=arm64 ;;
+        *) die "airlock/agents: no Codex/Claude Code build for $(uname -m)" ;;
+    esac
+    t0=$SECONDS
+    new_tmp npmdir
+    npm_install "$npmdir/codex" "@openai/codex@$CODEX_VERSION"
+    npm_install "$npmdir/claude" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+    codex_dir=$(find "$npmdir/codex/node_modules/@openai/codex-linux-$arch/vendor" -maxdepth 1 \
+        -type d -name '*-linux-musl' | head -n 1)
+    claude_bin=$npmdir/claude/node_modules/@anthropic-ai/claude-code-linux-$arch/claude
+    [ -x "$codex_dir/bin/codex" ] || die "npm's @openai/codex@$CODEX_VERSION has no linux-$arch binary"
+    [ -x "$codex_dir/codex-path/rg" ] || die "npm's @openai/codex@$CODEX_VERSION has no rg"
+    [ -x "$claude_bin" ] || die "npm's @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION has no linux-$arch binary"
+    t1=$SECONDS
+    say "npm install of codex $CODEX_VERSION and claude-code $CLAUDE_CODE_VERSION: $((t1 - t0))s"
+    new_tmp ctx
+    cp -a "$src/." "$ctx/"
+    # Hard links where the temp dirs share a file system (no 700 MB copy), copies otherwise.
+    cp -l "$codex_dir/bin/codex" "$ctx/codex" 2>/dev/null || cp "$codex_dir/bin/codex" "$ctx/codex"
+    cp -l "$codex_dir/codex-path/rg" "$ctx/rg" 2>/dev/null || cp "$codex_dir/codex-path/rg" "$ctx/rg"
+    cp -l "$claude_bin" "$ctx/claude" 2>/dev/null || cp "$claude_bin" "$ctx/claude"
+    build_image "$name" "$inputs" "$ctx" --build-arg "BASE=$base" --network none
+    say "built $name:latest ($(image_size "$name:latest"), $((SECONDS - t0))s: npm $((t1 - t0))s, build $((SECONDS - t1))s)"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Podman: the same images, copied from dockerd.
 
 podman_label() {
@@ -249,7 +312,7 @@ command -v docker >/dev/null || die "the docker CLI is not installed; run \`make
 docker info >/dev/null 2>&1 || die "no container engine answers (docker info failed); run \`make engine\`"
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sandbox-test demo)
+[ ${#targets[@]} -gt 0 ] || targets=(sandbox-test demo agents)
 
 # One build at a time per cache (concurrent `make images`).
 mkdir -p "$CACHE"
@@ -262,7 +325,8 @@ for t in "${targets[@]}"; do
     case $t in
         sandbox-test) build_sandbox_test ;;
         demo) build_demo ;;
-        *) die "unknown image '$t' (known: sandbox-test demo)" ;;
+        agents) build_agents ;;
+        *) die "unknown image '$t' (known: sandbox-test demo agents)" ;;
     esac
-    [ "${ENGINE:-docker}" != podman ] || copy_to_podman "airlock/$t"
+    [ "${ENGINE:-docker}" != podman ] || [ "$t" = agents ] || copy_to_podman "airlock/$t"
 done

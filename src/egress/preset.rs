@@ -95,7 +95,9 @@ pub fn build(preset: Preset, model: Option<&str>, grant: &Grant, prompt: &str) -
             argv.push(prompt.to_string());
             PresetRun {
                 argv,
-                env: vec![kv("CODEX_HOME", "/home/agent/.codex"), kv("NO_COLOR", "1")],
+                // CODEX_HOME stays unset: Codex refuses a set one that does not exist yet, and
+                // its default, $HOME/.codex, is on the HOME tmpfs.
+                env: vec![kv("NO_COLOR", "1")],
             }
         }
         Preset::ClaudeCode => {

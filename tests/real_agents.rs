@@ -1,0 +1,251 @@
+//! The real agent CLIs, really run inside the airlock: Codex CLI (`preset = "codex"`) and
+//! Claude Code (`preset = "claude-code"`) from image `airlock/agents` (built by `make images`
+//! from npm on the host), each against the scripted model server on the host loopback that
+//! speaks its real wire format (OpenAI Responses SSE / Anthropic Messages SSE with tool calls).
+//! The CLI edits a file through its own tool, the edit shows up in `diff.patch`, the gate judges
+//! it; the server got the real key, the sandbox only the placeholder. Under runc and runsc.
+//!
+//! The tests run one at a time (a mutex below): two CLIs at once on this 2-core machine made
+//! Codex stall under runsc. Each task has a timeout of its own (`[limits] timeout`). Never skipped.
+
+mod common;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+
+use common::{toml_str, unique, World};
+use support::leaks::{assert_text_clean, assert_tree_clean, InspectWatch};
+use support::model_server::{ModelServer, Script};
+
+const IMAGE: &str = "airlock/agents:latest";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn require_image() {
+    let ok = std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "image {IMAGE} is missing: run `make images` (it installs Codex CLI and Claude Code with npm on the host); these tests never skip"
+    );
+}
+
+/// Which CLI, and how its provider looks in models.toml.
+#[derive(Clone, Copy)]
+enum Cli {
+    Codex,
+    ClaudeCode,
+}
+
+impl Cli {
+    fn preset(self) -> &'static str {
+        match self {
+            Cli::Codex => "codex",
+            Cli::ClaudeCode => "claude-code",
+        }
+    }
+
+    fn provider(self) -> &'static str {
+        match self {
+            Cli::Codex => "openai",
+            Cli::ClaudeCode => "anthropic",
+        }
+    }
+
+    fn auth(self) -> &'static str {
+        match self {
+            Cli::Codex => "bearer",
+            Cli::ClaudeCode => "x-api-key",
+        }
+    }
+
+    fn routes(self) -> &'static str {
+        match self {
+            Cli::Codex => "[\"POST /v1/responses\"]",
+            Cli::ClaudeCode => "[\"POST /v1/messages\"]",
+        }
+    }
+
+    fn key(self) -> String {
+        let k = unique("k").replace('-', "");
+        match self {
+            Cli::Codex => format!("sk-proj-REAL{k}"),
+            Cli::ClaudeCode => format!("sk-ant-api03-REAL{k}"),
+        }
+    }
+}
+
+struct Rig {
+    w: World,
+    server: ModelServer,
+    key: String,
+    cli: Cli,
+}
+
+const FILE: &str = "hello.txt";
+const CONTENT: &str = "edited-by-the-real-cli\n";
+
+/// A world whose levels grant the CLI's provider, defined in models.toml with a key file
+/// (mode 0600) and `budget` (TOML lines for `[provider.budget]`).
+fn rig(cli: Cli, budget: &str) -> Rig {
+    require_image();
+    let w = World::new();
+    let key = cli.key();
+    let server = ModelServer::start(
+        &key,
+        Script {
+            file: FILE.into(),
+            content: CONTENT.into(),
+        },
+    );
+    let name = cli.provider();
+    let key_file = w.tmp.path().join(format!("{name}.key"));
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let models = format!(
+        "[[provider]]\nname = \"{name}\"\nupstream = \"{}\"\nauth = \"{}\"\nkey_file = {}\nroutes = {}\n[provider.budget]\n{budget}\n",
+        server.url(),
+        cli.auth(),
+        toml_str(&key_file.display().to_string()),
+        cli.routes(),
+    );
+    std::fs::write(w.policies.join("models.toml"), models).unwrap();
+    w.edit_policies(
+        "network = \"none\"",
+        &format!("network = \"none\"\nmodels = [\"{name}\"]"),
+    );
+    Rig {
+        w,
+        server,
+        key,
+        cli,
+    }
+}
+
+impl Rig {
+    /// A task at L2 running the CLI's preset under `runtime`, gate: the file holds the edit.
+    fn spec(&self, runtime: &str) -> std::path::PathBuf {
+        let text = format!(
+            "title = \"real {preset} {id}\"\nlevel = \"L2\"\n[repo]\nurl = {repo}\nbase = \"main\"\n[issue]\ntext = \"Write the line 'edited-by-the-real-cli' into the file {FILE}.\"\n[agent]\nimage = \"{IMAGE}\"\npreset = \"{preset}\"\nmodel = \"test-model\"\nmodels = [\"{provider}\"]\nruntime = \"{runtime}\"\n[gate]\ncommands = [[\"sh\", \"-c\", \"grep -qx edited-by-the-real-cli {FILE}\"]]\n[limits]\ntimeout = \"6m\"\nattempts = 1\n",
+            preset = self.cli.preset(),
+            id = unique("t"),
+            repo = toml_str(&self.w.repo.display().to_string()),
+            provider = self.cli.provider(),
+        );
+        self.w.write_spec(&text)
+    }
+}
+
+fn real_cli_edits_and_the_gate_judges(cli: Cli, runtime: &str) {
+    let _one = serial();
+    let r = rig(cli, "requests = 50");
+    let watch = InspectWatch::start();
+    let ran = r.w.run(&r.spec(runtime));
+    let task = ran.task_id();
+    let inspects = watch.finish(&task);
+    let log =
+        r.w.artifact(&ran, "logs/agent-1.log")
+            .chars()
+            .take(20_000)
+            .collect::<String>();
+    let seen: Vec<String> = r
+        .server
+        .requests()
+        .iter()
+        .map(|q| format!("{} {}?{}", q.method, q.path, q.query))
+        .collect();
+    assert_eq!(
+        ran.state_reason(),
+        ("green".into(), "gate_passed".into()),
+        "stderr:\n{}\nagent log:\n{log}\nserver saw: {seen:?}\nsummary: {}",
+        ran.stderr,
+        ran.summary()
+    );
+    let diff = r.w.artifact(&ran, "diff.patch");
+    assert!(
+        diff.contains(&format!("+++ b/{FILE}")) && diff.contains("+edited-by-the-real-cli"),
+        "{diff}"
+    );
+
+    // The server: the real key on every request the CLI made, a tool call answered with its
+    // result (the CLI really ran its tool), the model the task asked for.
+    let reqs = r.server.requests();
+    assert!(!reqs.is_empty());
+    for q in &reqs {
+        let got = match cli {
+            Cli::Codex => q
+                .header("authorization")
+                .map(|v| v.trim_start_matches("Bearer ")),
+            Cli::ClaudeCode => q.header("x-api-key"),
+        };
+        assert_eq!(got, Some(r.key.as_str()), "{} {}", q.method, q.path);
+        assert!(
+            !format!("{:?}", q.headers).contains("sk-airlock-"),
+            "the placeholder went upstream"
+        );
+    }
+    let bodies: Vec<String> = reqs
+        .iter()
+        .map(|q| String::from_utf8_lossy(&q.body).into_owned())
+        .collect();
+    let result_marker = match cli {
+        Cli::Codex => "_call_output",
+        Cli::ClaudeCode => "tool_result",
+    };
+    assert!(
+        bodies.iter().any(|b| b.contains(result_marker)),
+        "no request carried a tool result: {seen:?}"
+    );
+    assert!(bodies.iter().any(|b| b.contains("test-model")));
+
+    // The sandbox: only the placeholder; the key is nowhere airlock or the engine keeps.
+    assert!(!inspects.is_empty());
+    for i in &inspects {
+        assert_text_clean(i, &r.key, "docker inspect");
+        assert!(i.contains("\"NetworkMode\": \"none\""), "{i}");
+    }
+    let agent_inspect = inspects
+        .iter()
+        .find(|i| i.contains("AIRLOCK_MODEL_"))
+        .expect("the agent's container was inspected");
+    assert!(agent_inspect.contains(&format!(
+        "AIRLOCK_MODEL_{}_KEY=sk-airlock-",
+        cli.provider().to_uppercase()
+    )));
+    assert!(assert_tree_clean(&r.w.artifacts, &r.key) > 5);
+    assert_text_clean(&ran.stderr, &r.key, "airlock's stderr");
+
+    // The traffic report counts what went through.
+    let t = &ran.summary()["model_traffic"]["providers"][cli.provider()];
+    assert!(t["requests"].as_u64().unwrap() >= 2, "{t}");
+    assert!(t["status"]["200"].as_u64().unwrap() >= 2, "{t}");
+    r.w.assert_clean(&task);
+}
+
+#[test]
+fn codex_edits_a_file_through_the_proxy_under_runc() {
+    real_cli_edits_and_the_gate_judges(Cli::Codex, "runc");
+}
+
+#[test]
+fn codex_edits_a_file_through_the_proxy_under_runsc() {
+    real_cli_edits_and_the_gate_judges(Cli::Codex, "runsc");
+}
+
+#[test]
+fn claude_code_edits_a_file_through_the_proxy_under_runc() {
+    real_cli_edits_and_the_gate_judges(Cli::ClaudeCode, "runc");
+}
+
+#[test]
+fn claude_code_edits_a_file_through_the_proxy_under_runsc() {
+    real_cli_edits_and_the_gate_judges(Cli::ClaudeCode, "runsc");
+}
