@@ -96,6 +96,11 @@ const CONTENT: &str = "edited-by-the-real-cli\n";
 /// A world whose levels grant the CLI's provider, defined in models.toml with a key file
 /// (mode 0600) and `budget` (TOML lines for `[provider.budget]`).
 fn rig(cli: Cli, budget: &str) -> Rig {
+    rig_with_routes(cli, budget, cli.routes())
+}
+
+/// As [`rig`], with the provider's `routes` given (a TOML array).
+fn rig_with_routes(cli: Cli, budget: &str, routes: &str) -> Rig {
     require_image();
     let w = World::new();
     let key = cli.key();
@@ -115,7 +120,7 @@ fn rig(cli: Cli, budget: &str) -> Rig {
         server.url(),
         cli.auth(),
         toml_str(&key_file.display().to_string()),
-        cli.routes(),
+        routes,
     );
     std::fs::write(w.policies.join("models.toml"), models).unwrap();
     w.edit_policies(
@@ -248,4 +253,113 @@ fn claude_code_edits_a_file_through_the_proxy_under_runc() {
 #[test]
 fn claude_code_edits_a_file_through_the_proxy_under_runsc() {
     real_cli_edits_and_the_gate_judges(Cli::ClaudeCode, "runsc");
+}
+
+/// The CLI's one API path is not on the provider's allowlist: every call gets the proxy's 403
+/// (never the upstream), each is logged with method and path, and the task does not go green.
+fn a_route_off_the_allowlist_is_refused(cli: Cli, runtime: &str) {
+    let _one = serial();
+    let r = rig_with_routes(cli, "requests = 50", "[\"POST /v1/chat/completions\"]");
+    let ran = r.w.run(&r.spec(runtime));
+    let (state, reason) = ran.state_reason();
+    assert_ne!(state, "green", "{}", ran.stderr);
+    assert!(
+        r.server.requests().is_empty(),
+        "a refused request went upstream: {:?}",
+        r.server.requests()
+    );
+    let want = match cli {
+        Cli::Codex => "/v1/responses",
+        Cli::ClaudeCode => "/v1/messages",
+    };
+    let t = &ran.summary()["model_traffic"]["providers"][cli.provider()];
+    let refused = t["refused"].as_array().expect("refused list");
+    assert!(
+        refused
+            .iter()
+            .any(|x| x["method"] == "POST" && x["path"] == want && x["status"] == 403),
+        "reason {reason}: {t}"
+    );
+    assert_eq!(t["requests"], 0, "{t}");
+    let evidence = r.w.artifact(&ran, "evidence.md");
+    assert!(
+        evidence.contains("## Model traffic") && evidence.contains(&format!("POST {want}")),
+        "{evidence}"
+    );
+    assert_tree_clean(&r.w.artifacts, &r.key);
+    r.w.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn codex_off_the_allowlist_gets_403_under_runc() {
+    a_route_off_the_allowlist_is_refused(Cli::Codex, "runc");
+}
+
+#[test]
+fn codex_off_the_allowlist_gets_403_under_runsc() {
+    a_route_off_the_allowlist_is_refused(Cli::Codex, "runsc");
+}
+
+#[test]
+fn claude_code_off_the_allowlist_gets_403_under_runc() {
+    a_route_off_the_allowlist_is_refused(Cli::ClaudeCode, "runc");
+}
+
+#[test]
+fn claude_code_off_the_allowlist_gets_403_under_runsc() {
+    a_route_off_the_allowlist_is_refused(Cli::ClaudeCode, "runsc");
+}
+
+/// A budget of one request: the CLI's first call (the tool call) goes through, the next one
+/// (carrying the tool result) runs the budget out; the CLI is stopped and the task ends with
+/// `model_budget_exhausted`, nothing past the budget upstream.
+fn a_budget_overrun_stops_the_cli(cli: Cli, runtime: &str) {
+    let _one = serial();
+    let r = rig(cli, "requests = 1");
+    let ran = r.w.run(&r.spec(runtime));
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "model_budget_exhausted".into()),
+        "{}\n{}",
+        ran.stderr,
+        ran.summary()
+    );
+    let s = ran.summary();
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("request budget of 1"),
+        "{s}"
+    );
+    assert_eq!(
+        s["model_traffic"]["providers"][cli.provider()]["requests"],
+        1
+    );
+    assert_eq!(
+        r.server.requests().len(),
+        1,
+        "nothing past the budget went upstream"
+    );
+    r.w.assert_clean(&ran.task_id());
+}
+
+#[test]
+fn codex_over_its_budget_ends_the_task_under_runc() {
+    a_budget_overrun_stops_the_cli(Cli::Codex, "runc");
+}
+
+#[test]
+fn codex_over_its_budget_ends_the_task_under_runsc() {
+    a_budget_overrun_stops_the_cli(Cli::Codex, "runsc");
+}
+
+#[test]
+fn claude_code_over_its_budget_ends_the_task_under_runc() {
+    a_budget_overrun_stops_the_cli(Cli::ClaudeCode, "runc");
+}
+
+#[test]
+fn claude_code_over_its_budget_ends_the_task_under_runsc() {
+    a_budget_overrun_stops_the_cli(Cli::ClaudeCode, "runsc");
 }
