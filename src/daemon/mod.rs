@@ -15,6 +15,7 @@ pub mod hooks;
 mod lease;
 mod metrics;
 mod notify;
+mod orphans;
 pub mod pr_closed;
 pub(crate) mod publish;
 mod queue;
@@ -145,6 +146,13 @@ pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), Da
         stop.clone(),
     ));
     tokio::spawn(retain::hourly(ctx.clone(), stop.clone()));
+    let every = orphans::interval(&ctx);
+    tokio::spawn(orphans::run(
+        ctx.clone(),
+        engine.clone(),
+        every,
+        stop.clone(),
+    ));
     tokio::spawn(schedule::run(ctx.clone(), stop.clone()));
     tracing::info!(socket = %ctx.config.socket.display(), concurrency = ctx.config.concurrency, "daemon ready");
     let left = dispatch::run(ctx.clone(), rx).await;
@@ -175,8 +183,8 @@ async fn open_store(config: &Config) -> Result<(Db, Option<tokio_postgres::Confi
     Ok((Db::shared(Arc::new(pg)), Some(listen)))
 }
 
-/// A shared queue: sweep what no live lease owns, then reap and sweep every heartbeat; wake on
-/// the queue's notifications.
+/// A shared queue: sweep what no live lease owns, then reap every heartbeat (the periodic sweep
+/// is [`orphans::run`]); wake on the queue's notifications.
 async fn start_shared(
     ctx: &Arc<Shared>,
     engine: &Engine,
@@ -189,12 +197,7 @@ async fn start_shared(
         containers_removed = removed,
         "shared queue: orphan sweep done"
     );
-    tokio::spawn(reaper::run(
-        ctx.clone(),
-        engine.clone(),
-        times,
-        stop.clone(),
-    ));
+    tokio::spawn(reaper::run(ctx.clone(), times, stop.clone()));
     let c = ctx.clone();
     let on = move |channel: &str, _: &str| {
         if channel == CHANNEL_QUEUE {

@@ -1,5 +1,7 @@
 //! Every runner of a shared queue, every heartbeat: re-queue tasks whose lease expired (or end
-//! them `error` / `runner_lost`), then remove containers no live lease owns.
+//! them `error` / `runner_lost`). Containers no live lease owns are removed by
+//! [`sweep_orphans`], at start and from the periodic sweep (`daemon::orphans`), which runs
+//! apart so a slow engine never delays the reaping.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,14 +18,13 @@ use crate::store::{LeaseTimes, LostTask};
 use crate::vocab::Reason;
 
 /// Until `stop`.
-pub async fn run(ctx: Arc<Shared>, engine: Engine, times: LeaseTimes, stop: CancellationToken) {
+pub async fn run(ctx: Arc<Shared>, times: LeaseTimes, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(times.heartbeat) => {}
         }
         once(&ctx).await;
-        sweep_orphans(&ctx, &engine).await;
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Managed {
     pub id: String,
     pub session: Option<String>,
     pub task: Option<String>,
+    /// Whether it carries a task lock label (`airlock.lock`): its owner can be told.
+    pub locked: bool,
     /// Whether a live process (another daemon or an `airlock run`) holds its task's lock.
     pub live: bool,
 }
@@ -42,6 +44,23 @@ pub fn containers_to_remove(
     };
     all.iter()
         .filter(|c| !c.live && (sweep == Sweep::All || owned(c)))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+/// Which containers the running daemon's periodic sweep removes (local store): those whose
+/// task lock no process holds, so never one of a task that is running here or in any other
+/// live process; with [`Sweep::Owned`], only those of this store's sessions. Containers
+/// without a lock label are left to the start-up sweep: while tasks run, their owner cannot
+/// be told.
+pub fn orphans_while_running(
+    all: &[Managed],
+    sweep: Sweep,
+    sessions: &HashSet<String>,
+) -> Vec<String> {
+    let owned = |c: &Managed| c.session.as_ref().is_some_and(|s| sessions.contains(s));
+    all.iter()
+        .filter(|c| c.locked && !c.live && (sweep == Sweep::All || owned(c)))
         .map(|c| c.id.clone())
         .collect()
 }
@@ -199,13 +218,13 @@ pub(super) async fn list_managed(engine: &Engine) -> Result<Vec<Managed>, Sandbo
         .into_iter()
         .filter_map(|c| {
             let labels = c.labels.unwrap_or_default();
-            let live = labels
-                .get(LABEL_LOCK)
-                .is_some_and(|l| crate::workspace::lock_is_held(Path::new(l)));
+            let lock = labels.get(LABEL_LOCK).filter(|l| !l.is_empty());
+            let live = lock.is_some_and(|l| crate::workspace::lock_is_held(Path::new(l)));
             Some(Managed {
                 id: c.id?,
                 session: labels.get(LABEL_SESSION).cloned(),
                 task: labels.get(LABEL_TASK).cloned(),
+                locked: lock.is_some(),
                 live,
             })
         })
@@ -221,6 +240,7 @@ mod tests {
             id: id.into(),
             session: Some(session.into()),
             task: Some(task.into()),
+            locked: true,
             live: false,
         }
     }
@@ -266,6 +286,30 @@ mod tests {
             &set(&["t9"]),
         );
         assert_eq!(got, ["c2", "c3", "c4"]);
+    }
+
+    #[test]
+    fn the_periodic_sweep_never_takes_a_live_or_unlabelled_container() {
+        let live = Managed {
+            live: true,
+            ..m("live", "daemon-a", "t1")
+        };
+        let unlabelled = Managed {
+            locked: false,
+            ..m("nolock", "run-y", "t4")
+        };
+        let all = [
+            live,
+            m("dead-run", "run-x", "t2"),
+            m("ours", "daemon-a", "t3"),
+            unlabelled,
+        ];
+        let ours = set(&["daemon-a"]);
+        assert_eq!(
+            orphans_while_running(&all, Sweep::All, &ours),
+            ["dead-run", "ours"]
+        );
+        assert_eq!(orphans_while_running(&all, Sweep::Owned, &ours), ["ours"]);
     }
 
     #[test]

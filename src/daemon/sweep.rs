@@ -54,6 +54,7 @@ mod tests {
             id: id.into(),
             session: Some(session.into()),
             task: Some(task.into()),
+            locked: true,
             live: false,
         }
     }

@@ -1,11 +1,60 @@
-//! Sweeps: remove every container carrying a given airlock label, whatever state it is in.
+//! Removal and sweeps: remove one container, or every container carrying a given airlock
+//! label, whatever state it is in. An engine that is restarting (its socket gone, or answering
+//! 5xx while it restores) is waited for, with backoff, up to [`CLEANUP_PATIENCE`]: a container
+//! is never left behind because the engine blinked while its task ended (#10 item 8).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use tokio::time::Instant;
 
+use super::error::is_not_found;
 use super::{Engine, SandboxError, LABEL_LOCK, LABEL_MANAGED};
+
+/// Longest one removal or one sweep keeps retrying while the engine does not answer.
+pub const CLEANUP_PATIENCE: Duration = Duration::from_secs(60);
+/// First wait between tries; doubled after each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// Whether a failed engine call may succeed if tried again: the engine was unreachable or
+/// failed on its side (5xx), or the container is busy (409, e.g. a removal already under way).
+/// Other 4xx answers are final.
+pub fn is_transient(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
+            *status_code >= 500 || *status_code == 409
+        }
+        _ => true,
+    }
+}
+
+/// Waits between the tries of one cleanup, until a deadline.
+struct Backoff {
+    next: Duration,
+    until: Instant,
+}
+
+impl Backoff {
+    fn until(until: Instant) -> Backoff {
+        Backoff {
+            next: FIRST_BACKOFF,
+            until,
+        }
+    }
+
+    /// Sleep before the next try; `false` (at once) when it would pass the deadline.
+    async fn wait(&mut self) -> bool {
+        if Instant::now() + self.next > self.until {
+            return false;
+        }
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        true
+    }
+}
 
 impl Engine {
     /// All containers (running or not) labelled `airlock.managed=true` and matching every
@@ -31,6 +80,61 @@ impl Engine {
             })
     }
 
+    /// As [`Engine::list_labelled`], retried while the engine is away, until `until`.
+    pub async fn list_labelled_by(
+        &self,
+        labels: &[String],
+        until: Instant,
+    ) -> Result<Vec<ContainerSummary>, SandboxError> {
+        let mut backoff = Backoff::until(until);
+        loop {
+            match self.list_labelled(labels).await {
+                Err(SandboxError::Engine { source, .. })
+                    if is_transient(&source) && backoff.wait().await =>
+                {
+                    tracing::warn!(error = %source, "cannot list containers; the engine may be restarting; retrying");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Force-remove a container and its anonymous volumes; a 404 means it is already gone.
+    /// Retried while the engine is away, for up to [`CLEANUP_PATIENCE`].
+    pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
+        self.remove_by(id, Instant::now() + CLEANUP_PATIENCE).await
+    }
+
+    /// As [`Engine::remove`], retrying until `until`.
+    pub async fn remove_by(&self, id: &str, until: Instant) -> Result<(), SandboxError> {
+        let mut backoff = Backoff::until(until);
+        loop {
+            let e = match self.remove_once(id).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if !is_transient(&e) || !backoff.wait().await {
+                return Err(SandboxError::Cleanup {
+                    target: id.into(),
+                    source: e,
+                });
+            }
+            tracing::warn!(container = %id, error = %e, "cannot remove a container; the engine may be restarting; retrying");
+        }
+    }
+
+    async fn remove_once(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker().remove_container(id, Some(opts)).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Ids of all managed containers and, if given, labelled `key=value`.
     pub async fn list_managed(
         &self,
@@ -41,17 +145,20 @@ impl Engine {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
-    /// Remove every managed container matching `label`. Tries all of them; returns how many
-    /// were removed and the first error, if any (the others are logged).
+    /// Remove every managed container matching `label`. Tries all of them, waiting for an
+    /// engine that is away for up to [`CLEANUP_PATIENCE`] in all; returns how many were removed
+    /// and the first error, if any (the others are logged).
     pub async fn sweep(&self, label: Option<(&str, &str)>) -> (usize, Option<SandboxError>) {
-        let ids = match self.list_managed(label).await {
-            Ok(ids) => ids,
+        let until = Instant::now() + CLEANUP_PATIENCE;
+        let labels: Vec<String> = label.map(|(k, v)| format!("{k}={v}")).into_iter().collect();
+        let ids = match self.list_labelled_by(&labels, until).await {
+            Ok(list) => list.into_iter().filter_map(|c| c.id),
             Err(e) => return (0, Some(e)),
         };
         let mut first = None;
         let mut removed = 0;
         for id in ids {
-            match self.remove(&id).await {
+            match self.remove_by(&id, until).await {
                 Ok(()) => removed += 1,
                 Err(e) if first.is_none() => first = Some(e),
                 Err(e) => {

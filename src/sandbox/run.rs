@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
-    StopContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -247,23 +246,6 @@ impl Engine {
                 target: id.into(),
                 source: e,
             })
-    }
-
-    /// Force-remove a container and its anonymous volumes; a 404 means it is already gone.
-    pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
-        let opts = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
-        match self.docker().remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(SandboxError::Cleanup {
-                target: id.into(),
-                source: e,
-            }),
-        }
     }
 }
 

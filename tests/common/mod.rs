@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: git fixtures, the engine connection, sweeps.
 #![allow(dead_code)]
 
+pub mod private_engine;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

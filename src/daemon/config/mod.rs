@@ -40,6 +40,11 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default bound on a notify hook.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default period of the running daemon's orphan sweep (local store).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Bounds of `recovery.sweep_interval`.
+pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Shortest bearer token accepted.
 pub const MIN_TOKEN_CHARS: usize = 16;
 
@@ -107,6 +112,9 @@ pub enum Sweep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
     pub sweep: Sweep,
+    /// How often the running daemon sweeps orphans (what a dead run left), besides at start.
+    /// `None`: [`DEFAULT_SWEEP_INTERVAL`], or the heartbeat on a shared queue.
+    pub sweep_interval: Option<Duration>,
     /// Re-queue (once) a task a dead daemon was running, instead of ending it `runner_restart`,
     /// if its push had not started (no `push.json` in its artifacts).
     pub requeue_interrupted: bool,

@@ -69,6 +69,7 @@ pub struct RawShutdown {
 #[serde(deny_unknown_fields)]
 pub struct RawRecovery {
     pub sweep: Option<String>,
+    pub sweep_interval: Option<String>,
     pub requeue_interrupted: Option<bool>,
 }
 

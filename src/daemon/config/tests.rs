@@ -60,6 +60,7 @@ mode = "drain"
 timeout = "2m"
 [recovery]
 sweep = "owned"
+sweep_interval = "15s"
 requeue_interrupted = true
 [notify]
 command = ["/usr/local/bin/notify", "--x"]
@@ -76,6 +77,7 @@ timeout = "5s"
     assert_eq!(c.shutdown.mode, ShutdownMode::Drain);
     assert_eq!(c.shutdown.timeout, Duration::from_secs(120));
     assert_eq!(c.recovery.sweep, Sweep::Owned);
+    assert_eq!(c.recovery.sweep_interval, Some(Duration::from_secs(15)));
     assert_eq!(
         c.notify.webhook.unwrap().to_string(),
         "http://127.0.0.1:9000/hook"
@@ -113,6 +115,14 @@ fn bad_values_name_the_field() {
         ("[shutdown]\nmode = \"later\"", "shutdown.mode"),
         ("[shutdown]\ntimeout = \"2d\"", "shutdown.timeout"),
         ("[recovery]\nsweep = \"some\"", "recovery.sweep"),
+        (
+            "[recovery]\nsweep_interval = \"0s\"",
+            "recovery.sweep_interval",
+        ),
+        (
+            "[recovery]\nsweep_interval = \"2h\"",
+            "recovery.sweep_interval",
+        ),
         ("[notify]\ncommand = []", "notify.command"),
         ("[notify]\ncommand = [\"notify-send\"]", "notify.command"),
         (

@@ -209,8 +209,14 @@ impl V<'_> {
                 ))
             }
         };
+        let field = "recovery.sweep_interval";
+        let sweep_interval = self.duration(field, r.sweep_interval, MAX_SWEEP_INTERVAL)?;
+        if sweep_interval.is_some_and(|d| d < MIN_SWEEP_INTERVAL) {
+            return Err(self.err(field, "must be at least 1s"));
+        }
         Ok(Recovery {
             sweep,
+            sweep_interval,
             requeue_interrupted: r.requeue_interrupted.unwrap_or(false),
         })
     }
