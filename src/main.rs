@@ -132,6 +132,15 @@ fn run(args: RunArgs) -> i32 {
         Ok(a) => a,
         Err(e) => return fail(Exit::Fault, &e),
     };
+    // Both roots must be airlock's own before anything is written under them (#10 item 7).
+    let artifacts = match airlock::artifacts::secure_root("--artifacts", &artifacts, 0o755) {
+        Ok(a) => a,
+        Err(e) => return fail(Exit::Invalid, &e.to_string()),
+    };
+    let state_dir = match airlock::artifacts::secure_root("--state-dir", &state_dir, 0o755) {
+        Ok(a) => a,
+        Err(e) => return fail(Exit::Invalid, &e.to_string()),
+    };
     let opts = RunOptions {
         artifacts_root: artifacts,
         state_dir,

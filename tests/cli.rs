@@ -143,3 +143,64 @@ fn a_program_missing_from_the_image_is_agent_not_runnable() {
     assert_eq!(ran.summary()["attempts"][0]["agent"]["exit_code"], 127);
     world.assert_clean(&ran.task_id());
 }
+
+/// An artifacts root that others can write is refused before anything runs: exit 2, naming the
+/// path, its mode and the fix; the state dir likewise.
+#[test]
+fn an_artifacts_root_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let spec = world.spec("L1", &["true"], "");
+    std::fs::create_dir_all(&world.artifacts).unwrap();
+    std::fs::set_permissions(&world.artifacts, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ran = world.run(&spec);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let root = world.artifacts.display().to_string();
+    for part in [root.as_str(), "0777", "chmod go-w"] {
+        assert!(ran.stderr.contains(part), "no `{part}` in: {}", ran.stderr);
+    }
+    assert!(!world.state.join("tasks").exists(), "something ran");
+    std::fs::set_permissions(&world.artifacts, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(&world.state).unwrap();
+    std::fs::set_permissions(&world.state, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let ran = world.run(&spec);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("--state-dir") && ran.stderr.contains("1777"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// While the agent runs, `<root>/<id>/logs` and `<root>/<id>/out` are swapped for links to a
+/// dir outside: the task's writes through them are refused, and nothing lands outside.
+#[test]
+fn links_planted_in_the_task_dir_mid_run_are_never_written_through() {
+    let world = World::new();
+    let outside = world.artifacts.parent().unwrap().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let script = "echo report > /airlock/out/report.md; sleep 3; echo done";
+    let (spec, marker) = world.marked_spec("L1", &["sh", "-c", script], "");
+    let child = common::spawn(&mut world.command(&spec));
+    let task = common::wait_for_task(&marker);
+    let dir = world.artifacts.join(&task);
+    for sub in ["logs", "out"] {
+        let p = dir.join(sub);
+        std::fs::remove_dir_all(&p).unwrap();
+        std::os::unix::fs::symlink(&outside, &p).unwrap();
+    }
+    let ran = common::ran(child.wait_with_output().unwrap());
+    let left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "written through a planted link: {left:?}");
+    assert_ne!(
+        ran.code, 0,
+        "the export through a link passed: {}",
+        ran.stderr
+    );
+    let summary = world.artifact(&ran, "summary.json");
+    assert!(summary.contains("symbolic link"), "{summary}");
+    world.assert_clean(&task);
+}

@@ -423,6 +423,38 @@ fn a_bad_config_or_bad_policies_stop_the_daemon_naming_file_and_field() {
     assert!(!world.tmp.path().join("s.sock").exists());
 }
 
+/// An artifacts dir that others can write stops the daemon at start (exit 2), naming the path,
+/// its mode and the fix, before it listens (#10 item 7).
+#[test]
+fn an_artifacts_dir_others_can_write_stops_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let art = world.tmp.path().join("shared-artifacts");
+    std::fs::create_dir(&art).unwrap();
+    std::fs::set_permissions(&art, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = world.tmp.path().join("airlock.toml");
+    let sock = world.tmp.path().join("s.sock");
+    let text = format!(
+        "state_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nsocket = {:?}\n",
+        world.tmp.path().join("state"),
+        art,
+        world.policies,
+        sock
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in [art.display().to_string().as_str(), "0777", "chmod go-w"] {
+        assert!(err.contains(part), "no `{part}` in: {err}");
+    }
+    assert!(!sock.exists(), "the daemon listened");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The harness
 

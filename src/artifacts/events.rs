@@ -1,6 +1,5 @@
 //! `events.jsonl`: one JSON object per line, appended as the task goes.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -94,10 +93,7 @@ impl EventLog {
     }
 
     fn append(&self, v: &Value) -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut f = super::nofollow::open_append(&self.path)?;
         let mut line = serde_json::to_vec(v)?;
         line.push(b'\n');
         f.write_all(&line)

@@ -1,10 +1,13 @@
 //! export: the artifact directory of one task (`<artifacts>/<task-id>/`), per the contract.
 //!
 //! `summary.json` · `diff.patch` · `events.jsonl` · `evidence.md` · `logs/agent-<n>.log`,
-//! `logs/gate-<n>.log` · `out/` · `<task-id>.tar.gz`. Every file is written temp-then-rename.
+//! `logs/gate-<n>.log` · `out/` · `<task-id>.tar.gz`. Every file is written temp-then-rename,
+//! and no write follows a symbolic link (`nofollow`); the root must be airlock's own (`root`).
 
 mod events;
 pub mod logcap;
+pub mod nofollow;
+mod root;
 mod summary;
 mod write;
 
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use events::{now_rfc3339, EventLog};
 pub use logcap::{neutralise, CappedLog};
+pub use root::{secure_root, RootError};
 pub use summary::{
     AttemptRecord, AttemptVerdict, ContainerRecord, DiffStats, Feedback, RepoRecord, State,
     Summary, SUMMARY_FORMAT,
@@ -47,8 +51,10 @@ pub struct ArtifactDir {
 impl ArtifactDir {
     pub fn create(root: &Path, task_id: &str) -> Result<ArtifactDir, ArtifactError> {
         let dir = root.join(task_id);
-        std::fs::create_dir_all(dir.join("logs")).map_err(ArtifactError::io("create dir", &dir))?;
-        std::fs::create_dir_all(dir.join("out")).map_err(ArtifactError::io("create dir", &dir))?;
+        for sub in ["logs", "out"] {
+            nofollow::create_dir_all(&dir.join(sub))
+                .map_err(ArtifactError::io("create dir", dir.join(sub)))?;
+        }
         Ok(ArtifactDir {
             dir,
             task_id: task_id.into(),

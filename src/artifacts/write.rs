@@ -1,30 +1,14 @@
 //! Writing artifacts: every file temp-then-rename, copies that never follow links, the bundle.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::ArtifactError;
+use super::{nofollow, ArtifactError};
 
-/// Write `bytes` to `path` atomically (a temp file in the same dir, fsync, rename).
+/// Write `bytes` to `path` atomically (a temp file in the same dir, fsync, rename), creating
+/// its dirs; no symbolic link in the path is followed (see [`super::nofollow`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(ArtifactError::io("create dir", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(ArtifactError::io("create temp file in", dir))?;
-    tmp.write_all(bytes)
-        .map_err(ArtifactError::io("write", path))?;
-    // Readable by the sandbox user (files under /airlock) and by operators; never executable.
-    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
-    tmp.as_file()
-        .set_permissions(mode)
-        .map_err(ArtifactError::io("chmod", path))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(ArtifactError::io("sync", path))?;
-    tmp.persist(path)
-        .map_err(|e| ArtifactError::io("rename into", path)(e.error))?;
-    Ok(())
+    nofollow::write_atomic(path, bytes).map_err(ArtifactError::io("write", path))
 }
 
 /// What a capped copy left out.
@@ -42,7 +26,10 @@ pub fn copy_tree(
     max_bytes: u64,
     report: &mut CopyReport,
 ) -> Result<(), ArtifactError> {
-    fs::create_dir_all(dst).map_err(ArtifactError::io("create dir", dst))?;
+    nofollow::create_dir_all(dst).map_err(ArtifactError::io("create dir", dst))?;
+    // A link in the source path is refused before listing it (the agent that wrote it is gone
+    // by export, so nothing can swap it between this check and the listing).
+    nofollow::create_dir_all(src).map_err(ArtifactError::io("open dir", src))?;
     let entries = fs::read_dir(src).map_err(ArtifactError::io("read dir", src))?;
     for entry in entries {
         let entry = entry.map_err(ArtifactError::io("read dir", src))?;
@@ -62,15 +49,10 @@ pub fn copy_tree(
     Ok(())
 }
 
-/// Copy at most `len` bytes, opening the source with O_NOFOLLOW.
+/// Copy at most `len` bytes, opening the source without following links.
 fn copy_file(from: &Path, to: &Path, len: u64) -> Result<(), ArtifactError> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let src = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(from)
-        .map_err(ArtifactError::io("open", from))?;
+    let src = nofollow::open_read(from).map_err(ArtifactError::io("open", from))?;
     let mut bytes = Vec::new();
     src.take(len)
         .read_to_end(&mut bytes)
@@ -79,33 +61,39 @@ fn copy_file(from: &Path, to: &Path, len: u64) -> Result<(), ArtifactError> {
 }
 
 /// `<dir>/<name>.tar.gz` holding every file under `dir` (but itself), under the prefix `name/`.
+/// Files are read and the bundle written without following links.
 pub fn bundle(dir: &Path, name: &str) -> Result<PathBuf, ArtifactError> {
     let out = dir.join(format!("{name}.tar.gz"));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(ArtifactError::io("create temp file in", dir))?;
+    let tmp = nofollow::TempFile::beside(&out)
+        .map_err(ArtifactError::io("create temp file for", &out))?;
     let gz = flate2::write::GzEncoder::new(
-        tmp.reopen()
-            .map_err(ArtifactError::io("open", tmp.path()))?,
+        tmp.file
+            .try_clone()
+            .map_err(ArtifactError::io("open", &out))?,
         flate2::Compression::default(),
     );
     let mut tar = tar::Builder::new(gz);
-    tar.follow_symlinks(false);
     let mut files = Vec::new();
     list_files(dir, Path::new(""), &mut files).map_err(ArtifactError::io("list", dir))?;
     for rel in files
         .iter()
         .filter(|r| r.as_os_str() != out.file_name().unwrap_or_default())
     {
-        tar.append_path_with_name(dir.join(rel), Path::new(name).join(rel))
-            .map_err(ArtifactError::io("add to bundle", dir.join(rel)))?;
+        let path = dir.join(rel);
+        let file = nofollow::open_read(&path).map_err(ArtifactError::io("add to bundle", &path))?;
+        let meta = file.metadata().map_err(ArtifactError::io("stat", &path))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata(&meta);
+        tar.append_data(&mut header, Path::new(name).join(rel), file)
+            .map_err(ArtifactError::io("add to bundle", &path))?;
     }
     let gz = tar
         .into_inner()
         .map_err(ArtifactError::io("finish bundle", &out))?;
     gz.finish()
         .map_err(ArtifactError::io("finish bundle", &out))?;
-    tmp.persist(&out)
-        .map_err(|e| ArtifactError::io("rename into", &out)(e.error))?;
+    tmp.persist()
+        .map_err(ArtifactError::io("rename into", &out))?;
     Ok(out)
 }
 

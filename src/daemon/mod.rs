@@ -73,6 +73,8 @@ pub enum DaemonError {
     Listen(#[from] api::listen::ListenError),
     #[error("{0}")]
     Publish(#[from] publish::PublishError),
+    #[error("{0}")]
+    Root(#[from] crate::artifacts::RootError),
 }
 
 impl DaemonError {
@@ -80,6 +82,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Config(_) | DaemonError::Policies(_) => 2,
+            DaemonError::Root(e) if !matches!(e, crate::artifacts::RootError::Io { .. }) => 2,
             _ => 4,
         }
     }
@@ -116,9 +119,9 @@ pub fn main(config_path: &Path) -> i32 {
 }
 
 /// Start, serve until shutdown, clean up.
-pub async fn serve(config: Config, token: Option<SecretString>) -> Result<(), DaemonError> {
+pub async fn serve(mut config: Config, token: Option<SecretString>) -> Result<(), DaemonError> {
     let policies = load_policies(config.policies_dir.as_deref())?;
-    prepare_dirs(&config)?;
+    prepare_dirs(&mut config)?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let (db, listen) = open_store(&config).await?;
     let artifacts = config.artifacts.as_ref().map(publish::open).transpose()?;
@@ -217,8 +220,10 @@ fn load_policies(dir: Option<&Path>) -> Result<Policies, DaemonError> {
     .map_err(DaemonError::Policies)
 }
 
-/// The state dir is the daemon's own (0700); artifacts may be shared with readers.
-fn prepare_dirs(config: &Config) -> Result<(), DaemonError> {
+/// The state dir is the daemon's own (0700); artifacts may be shared with readers. Both must
+/// be airlock's own (owner, no group/other write) and are used by their canonical paths, so
+/// writes beneath them can refuse every link (#10 item 7).
+fn prepare_dirs(config: &mut Config) -> Result<(), DaemonError> {
     let io = |op, path: &Path| {
         let path = path.to_path_buf();
         move |source| DaemonError::Io { op, path, source }
@@ -231,8 +236,10 @@ fn prepare_dirs(config: &Config) -> Result<(), DaemonError> {
         .map_err(io("create dir", state))?;
     std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700))
         .map_err(io("chmod", state))?;
-    let art = &config.artifacts_dir;
-    std::fs::create_dir_all(art).map_err(io("create dir", art))
+    config.state_dir = crate::artifacts::secure_root("state dir", state, 0o700)?;
+    config.artifacts_dir =
+        crate::artifacts::secure_root("artifacts dir", &config.artifacts_dir, 0o755)?;
+    Ok(())
 }
 
 /// One daemon per state dir: an exclusive, non-blocking flock held for the daemon's life.

@@ -84,7 +84,8 @@ pub(super) fn store(
 /// Wait for the key's lock (another task may be computing the same baseline).
 pub(super) fn lock(dir: &Path, key: &Key) -> Result<Flock<File>, String> {
     let path = dir.join(format!("{}.lock", key.stem()));
-    let file = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = crate::artifacts::nofollow::open_append(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| format!("{}: {e}", path.display()))
 }
 

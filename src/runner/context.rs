@@ -17,7 +17,8 @@ impl AirlockDir {
     pub fn create(root: &Path) -> Result<AirlockDir, ArtifactError> {
         let dir = root.join("airlock");
         let out = dir.join("out");
-        std::fs::create_dir_all(&out).map_err(ArtifactError::io("create dir", &out))?;
+        crate::artifacts::nofollow::create_dir_all(&out)
+            .map_err(ArtifactError::io("create dir", &out))?;
         Ok(AirlockDir { dir, out })
     }
 
