@@ -12,18 +12,27 @@ use common::{container_runtime, is_podman, wait_for_container, World};
 
 /// This machine's own docker0 address: reachable from a bridged container, never from one
 /// with no network. Traffic to it never leaves the machine.
+/// A host address the sandbox would reach if it had any network: the engine's bridge (docker0)
+/// where it exists (Podman has none), else the host's first global IPv4 address.
 fn host_bridge_ip() -> String {
     let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "docker0"])
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
         .output()
         .expect("ip");
     let text = String::from_utf8_lossy(&out.stdout);
-    let ip = text
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .expect("docker0 has an IPv4 address");
-    ip.split('/').next().unwrap().to_string()
+    let addr = |line: &str| {
+        line.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .map(str::to_string)
+    };
+    let mut lines = text.lines();
+    text.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("docker0"))
+        .and_then(addr)
+        .or_else(|| lines.find_map(addr))
+        .expect("the host has a global IPv4 address (ip -4 addr show scope global)")
 }
 
 const PROBE: &str = r#"
