@@ -38,7 +38,10 @@ fn a_real_fork_bomb_ends_at_the_timeout_and_leaves_nothing() {
     let world = World::new();
     let ran = world.run(&world.spec(
         "L1",
-        &["sh", "-c", "b() { b | b & }; b; sleep 100"],
+        // The bomb runs beside a main process that needs no fork of its own (`exec`): a
+        // `sleep` after the bomb could not fork once the pids cap is full and would end the
+        // agent early with sh's exit 2, racing the timeout this test is about.
+        &["sh", "-c", "(b() { b | b & }; b) & exec sleep 100"],
         "[limits]\npids = 64\ntimeout = \"5s\"",
     ));
     assert_eq!(
