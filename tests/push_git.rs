@@ -120,6 +120,7 @@ fn job<'a>(f: &'a Fixture, branch: &'a str, record: &'a Path, pr_file: &'a Path)
         issue: None,
         record,
         pr_file,
+        after: None,
     }
 }
 

@@ -251,6 +251,7 @@ fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
         issue: None,
         record: &record,
         pr_file: &pr_file,
+        after: None,
     };
     let mut runs = Vec::new();
     for _ in 0..2 {

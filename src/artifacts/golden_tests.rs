@@ -112,6 +112,7 @@ fn summary() -> Summary {
         duration_s: 60.0,
         artifacts: "/var/lib/airlock/artifacts/20260101-000000-abcdef".into(),
         model_traffic: None,
+        ci: vec![],
     }
 }
 
@@ -119,6 +120,7 @@ fn feedback() -> Feedback {
     Feedback {
         attempt: 1,
         failures: vec![failure()],
+        ci: None,
     }
 }
 

@@ -17,8 +17,8 @@ pub use events::{now_rfc3339, EventLog};
 pub use logcap::{neutralise, CappedLog};
 pub use root::{secure_root, RootError};
 pub use summary::{
-    AttemptRecord, AttemptVerdict, ContainerRecord, DiffStats, Feedback, RepoRecord, State,
-    Summary, SUMMARY_FORMAT,
+    AttemptRecord, AttemptVerdict, CiFeedback, ContainerRecord, DiffStats, Feedback, RepoRecord,
+    State, Summary, SUMMARY_FORMAT,
 };
 pub use write::{bundle, copy_tree, write_atomic, CopyReport};
 

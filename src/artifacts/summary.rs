@@ -88,6 +88,18 @@ pub struct Feedback {
     pub attempt: u32,
     /// Its failures (flaky ones are not fed back).
     pub failures: Vec<Failure>,
+    /// Set when the failures come from the forge's CI on the pushed commit, not the local
+    /// gate: which commit and which job (with its link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiFeedback>,
+}
+
+/// Where CI feedback comes from (`feedback.json` `ci`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiFeedback {
+    /// The pushed commit CI ran on.
+    pub commit: String,
+    pub job: crate::push::ci::JobLink,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -145,6 +157,9 @@ pub struct Summary {
     /// (method and path). Absent when the task was granted no provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_traffic: Option<crate::egress::TrafficReport>,
+    /// The forge's CI on each pushed commit (`[remote.ci]`), in order; absent when not waited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ci: Vec<crate::push::ci::CiRound>,
 }
 
 impl Summary {
@@ -186,6 +201,7 @@ impl Summary {
             duration_s: 0.0,
             artifacts,
             model_traffic: None,
+            ci: vec![],
         }
     }
 }

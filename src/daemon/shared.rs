@@ -85,6 +85,8 @@ pub struct Shared {
     /// Submissions are accepted while this is true.
     intake: AtomicBool,
     pub commands: mpsc::Sender<Command>,
+    /// The phase of each task running on this daemon (`waiting_ci`, ...), for its status.
+    pub phases: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Shared {
@@ -108,6 +110,7 @@ impl Shared {
             events: watch::channel(0).0,
             intake: AtomicBool::new(true),
             commands,
+            phases: Default::default(),
             config,
         }
     }

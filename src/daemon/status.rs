@@ -218,6 +218,7 @@ fn send(t: &Target, id: &str, moment: &Moment) -> Result<(), String> {
         repo: &t.repo_url,
         push_url: &t.remote.push_url,
         refname: "",
+        access: mint::Access::Write,
     };
     let token = mint::mint(&t.remote.token, scope, SystemTime::now()).map_err(|e| e.to_string())?;
     let _mask = crate::secrets::mask(token.secret());

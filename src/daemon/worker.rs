@@ -138,7 +138,20 @@ async fn run_task(
     let opts = options(ctx, task, lease);
     let events = opts.artifacts_root.join(&task.id).join("events.jsonl");
     let mut tail = Tail::from_end(events);
-    let run = runner::run_task(spec, &opts, cancel.clone(), Progress::silent());
+    let hook = {
+        let (ctx, id) = (ctx.clone(), task.id.clone());
+        std::sync::Arc::new(move |phase: &str| {
+            if let Ok(mut p) = ctx.phases.lock() {
+                p.insert(id.clone(), phase.to_string());
+            }
+        })
+    };
+    let run = runner::run_task(
+        spec,
+        &opts,
+        cancel.clone(),
+        Progress::silent().with_hook(hook),
+    );
     tokio::pin!(run);
     let result = loop {
         tokio::select! {
@@ -149,6 +162,9 @@ async fn run_task(
     copier
         .copy(ctx, tail.read_lines(), &cancel, abandoned)
         .await;
+    if let Ok(mut p) = ctx.phases.lock() {
+        p.remove(&task.id);
+    }
     let end = match result {
         Ok(summary) => synth::end_of(&summary),
         Err(NotRun::Refused(summary)) | Err(NotRun::Cancelled(summary)) => synth::end_of(&summary),

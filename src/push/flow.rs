@@ -35,6 +35,9 @@ pub struct Job<'a> {
     /// `push.json` (the durable record) and `pr.json`.
     pub record: &'a Path,
     pub pr_file: &'a Path,
+    /// A follow-up push (after CI feedback): the commit this task pushed before, which
+    /// `commit` descends from. The branch moves forward (never forced) and the PR is kept.
+    pub after: Option<&'a str>,
 }
 
 /// What happened. A failure after the push (the PR, say) leaves `pushed` true.
@@ -89,6 +92,7 @@ fn mint_and_use(
         repo: job.repo,
         push_url: &remote.push_url,
         refname: &refname,
+        access: mint::Access::Write,
     };
     let token = mint::mint(&remote.token, scope, now)?;
     held.add(token.secret());
@@ -117,6 +121,7 @@ fn mint_and_use(
 fn done_earlier(remote: &Remote, job: &Job, refname: &str, report: &mut Report) -> bool {
     let prev = record::read(job.record);
     match record::resume(prev.as_ref(), &remote.push_url, refname) {
+        Resume::Pushed { commit, .. } if job.after == Some(commit.as_str()) => false,
         Resume::Pushed { pr, .. } if remote.pr.is_none() || pr.is_some() => {
             (report.pushed, report.earlier, report.pr) = (true, true, pr);
             true
@@ -184,6 +189,11 @@ impl Session<'_> {
     fn push_once(&self, rec: &mut Record) -> Result<bool, PushError> {
         let prev = record::read(self.job.record);
         match record::resume(prev.as_ref(), &self.remote.push_url, self.refname) {
+            Resume::Pushed { commit, pr } if self.job.after == Some(commit.as_str()) => {
+                // The earlier commit is on the remote: this one goes on top of it.
+                rec.pr = pr;
+                self.push(rec)
+            }
             Resume::Pushed { commit, pr } => {
                 (rec.commit, rec.pr) = (commit, pr);
                 Ok(true)

@@ -10,16 +10,34 @@ use super::config::GithubApp;
 use super::error::MintError;
 use super::http::{ApiRequest, ApiResponse};
 use super::jwt::{app_jwt, AppKey};
+use super::mint::Access;
 use super::token::Token;
 
 pub const API_VERSION: &str = "2022-11-28";
 const ACCEPT: &str = "application/vnd.github+json";
 /// The permissions asked for, and all an accepted token may carry (GitHub adds metadata: read).
-const ASKED: [(&str, &str); 2] = [("contents", "write"), ("pull_requests", "write")];
+const ASKED: &[(&str, &str)] = &[("contents", "write"), ("pull_requests", "write")];
+/// Reading CI: check runs, Actions job logs, commit statuses; nothing written.
+const ASKED_READ: &[(&str, &str)] = &[
+    ("checks", "read"),
+    ("actions", "read"),
+    ("statuses", "read"),
+];
 const IMPLIED: (&str, &str) = ("metadata", "read");
 
 /// Mint an installation token for the one repository.
 pub fn mint(app: &GithubApp, now: SystemTime, max_ttl: Duration) -> Result<Token, MintError> {
+    mint_for(app, now, max_ttl, Access::Write)
+}
+
+/// [`mint`] for `access`: `Read` asks for `checks`, `actions` and `statuses: read` only.
+pub fn mint_for(
+    app: &GithubApp,
+    now: SystemTime,
+    max_ttl: Duration,
+    access: Access,
+) -> Result<Token, MintError> {
+    let asked = asked(access);
     let key = load_key(app)?;
     let jwt = app_jwt(&key, &app.app_id, now).map_err(|message| MintError::Key {
         path: app.private_key_file.clone(),
@@ -27,14 +45,14 @@ pub fn mint(app: &GithubApp, now: SystemTime, max_ttl: Duration) -> Result<Token
     })?;
     // The JWT is a credential too (it mints tokens for the whole installation).
     let _mask = crate::secrets::mask(&jwt);
-    let req = mint_request(app, &jwt);
+    let req = mint_request_for(app, &jwt, asked);
     let resp = req.send().map_err(|message| MintError::Api {
         op: "POST",
         url: req.url.clone(),
         message,
     })?;
     let token = parse_mint_response(app, &req.url, &resp, now, max_ttl)?;
-    if let Err(e) = check_grant(app, &resp) {
+    if let Err(e) = check_grant_for(app, &resp, asked) {
         let _ = revoke(app, &token);
         return Err(e);
     }
@@ -54,12 +72,23 @@ fn load_key(app: &GithubApp) -> Result<AppKey, MintError> {
 
 /// `POST /app/installations/{id}/access_tokens`, restricted to the repository.
 pub fn mint_request(app: &GithubApp, jwt: &SecretString) -> ApiRequest {
+    mint_request_for(app, jwt, ASKED)
+}
+
+fn asked(access: Access) -> &'static [(&'static str, &'static str)] {
+    match access {
+        Access::Write => ASKED,
+        Access::Read => ASKED_READ,
+    }
+}
+
+fn mint_request_for(app: &GithubApp, jwt: &SecretString, asked: &[(&str, &str)]) -> ApiRequest {
     let url = format!(
         "{}/app/installations/{}/access_tokens",
         app.api_url, app.installation_id
     );
     let permissions: serde_json::Map<String, serde_json::Value> =
-        ASKED.iter().map(|(k, v)| ((*k).into(), json!(v))).collect();
+        asked.iter().map(|(k, v)| ((*k).into(), json!(v))).collect();
     github(ApiRequest::new("POST", url), jwt).json(json!({
         "repositories": [app.repository],
         "permissions": permissions,
@@ -132,14 +161,23 @@ fn parse_mint_response(
 }
 
 /// The token is no broader than asked: these permissions, this one repository.
+#[cfg(test)]
 fn check_grant(app: &GithubApp, resp: &ApiResponse) -> Result<(), MintError> {
+    check_grant_for(app, resp, ASKED)
+}
+
+fn check_grant_for(
+    app: &GithubApp,
+    resp: &ApiResponse,
+    asked: &[(&str, &str)],
+) -> Result<(), MintError> {
     let v = resp.json();
     let refused = |message: String| MintError::Refused {
         provider: "github_app".into(),
         message,
     };
     for (k, level) in v["permissions"].as_object().into_iter().flatten() {
-        let ok = ASKED
+        let ok = asked
             .iter()
             .chain([&IMPLIED])
             .any(|(name, l)| name == k && level.as_str() == Some(l));
@@ -181,6 +219,22 @@ mod tests {
             api_url: "https://api.github.com".into(),
             repository: "tasks-app".into(),
         }
+    }
+
+    #[test]
+    fn a_ci_read_token_asks_for_read_permissions_only() {
+        let req = mint_request_for(&app(), &SecretString::from("j.w.t"), asked(Access::Read));
+        let v = req.redacted();
+        assert_eq!(
+            v["body"]["permissions"],
+            json!({ "checks": "read", "actions": "read", "statuses": "read" })
+        );
+        let wider = ApiResponse {
+            location: None,
+            status: 201,
+            body: br#"{"permissions": {"checks": "read", "contents": "write"}}"#.to_vec(),
+        };
+        assert!(check_grant_for(&app(), &wider, asked(Access::Read)).is_err());
     }
 
     #[test]

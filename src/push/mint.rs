@@ -15,8 +15,28 @@ pub struct Scope<'a> {
     /// The task spec's `repo.url`.
     pub repo: &'a str,
     pub push_url: &'a str,
-    /// `refs/heads/agent/...`: the only ref the token needs.
+    /// `refs/heads/agent/...`: the only ref the token needs (empty: no ref).
     pub refname: &'a str,
+    /// What the token is for: `write` (push, PR, comments) or `read` (reading CI).
+    pub access: Access,
+}
+
+/// The access a token is minted for (`AIRLOCK_TOKEN_ACCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    /// Reading CI: check runs, statuses, job logs. A GitHub App token asks for read
+    /// permissions only; a `command` provider is told, and should mint read-only.
+    Read,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Write => "write",
+            Access::Read => "read",
+        }
+    }
 }
 
 impl Scope<'_> {
@@ -26,6 +46,7 @@ impl Scope<'_> {
             ("AIRLOCK_REPO", self.repo.into()),
             ("AIRLOCK_PUSH_URL", self.push_url.into()),
             ("AIRLOCK_PUSH_REF", self.refname.into()),
+            ("AIRLOCK_TOKEN_ACCESS", self.access.as_str().into()),
         ]
     }
 }
@@ -42,7 +63,7 @@ pub enum Revoked {
 pub fn mint(cfg: &TokenConfig, scope: Scope, now: SystemTime) -> Result<Token, MintError> {
     match &cfg.provider {
         Provider::Command(p) => provider_cmd::mint(p, &scope.env(), now, cfg.max_ttl),
-        Provider::GithubApp(app) => github_app::mint(app, now, cfg.max_ttl),
+        Provider::GithubApp(app) => github_app::mint_for(app, now, cfg.max_ttl, scope.access),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct TaskRun {
     pub(super) state_dir: std::path::PathBuf,
     /// The gate on the untouched base (see `baseline`).
     pub(super) baseline: super::baseline::BaselineState,
+    /// The forge's CI after the push (see `ci_step`).
+    pub(super) ci: super::ci_step::CiState,
 }
 
 impl TaskRun {
@@ -110,6 +112,7 @@ impl TaskRun {
             trees: Vec::new(),
             state_dir: opts.state_dir.clone(),
             baseline: Default::default(),
+            ci: Default::default(),
             not_runnable: None,
             deterministic: Default::default(),
             egress,
@@ -123,17 +126,24 @@ impl TaskRun {
     /// Run attempts until the judge stops, then export. Always returns a summary.
     pub async fn execute(&mut self, cancel: CancellationToken) -> Summary {
         self.start_baseline(&cancel).await;
-        let (state, reason, message) = self.attempt_loop(&cancel).await;
+        let (state, reason, message) = self.attempt_loop(&cancel, None).await;
         let (state, reason, message) = self.high_risk_stop(state, reason, message);
+        // A green task whose push waits for CI ends after the wait (`ci_step`).
+        if state == State::Green && self.ci_remote().is_some() {
+            let summary = self.export(state, reason, message).await;
+            return self.ci_loop(summary, &cancel).await;
+        }
         self.events.emit("finished", state_json(state, reason));
         self.export(state, reason, message).await
     }
 
-    async fn attempt_loop(
+    /// Attempts until the judge stops; the first gets `first` as its feedback (CI's).
+    pub(super) async fn attempt_loop(
         &mut self,
         cancel: &CancellationToken,
+        first: Option<Feedback>,
     ) -> (State, Reason, Option<String>) {
-        let mut feedback: Option<Feedback> = None;
+        let mut feedback: Option<Feedback> = first;
         loop {
             let n = self.attempts.len() as u32 + 1;
             if let Err(e) = self.attempt(n, feedback.as_ref(), cancel).await {
@@ -178,7 +188,7 @@ impl TaskRun {
         }
     }
 
-    fn budget(&self) -> Budget {
+    pub(super) fn budget(&self) -> Budget {
         // Another attempt needs at least a little time; below this it would only time out.
         let left = self
             .adm
@@ -196,6 +206,7 @@ impl TaskRun {
         Feedback {
             attempt: n,
             failures: self.last_failures.clone(),
+            ci: None,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::artifacts::{
 };
 use crate::gate::RedFlag;
 use crate::policy::{Refusal, ScopeVerdict};
-use crate::secrets::{Held, Redactor};
+use crate::secrets::Redactor;
 use crate::spec::{Level, TaskSpec};
 use crate::vocab::Reason;
 
@@ -33,7 +33,7 @@ impl TaskRun {
         message: Option<String>,
     ) -> Summary {
         let mut summary = self.summary(state, reason, message);
-        let mut held = Held::default();
+        let mut held = std::mem::take(&mut self.ci.held);
         for key in self.egress.iter().flat_map(|e| e.keys()) {
             held.add(key);
         }
@@ -54,7 +54,20 @@ impl TaskRun {
         }
         self.progress.phase("export", &summary.artifacts);
         self.write_summary_and_bundle(&summary, &held.redactor);
+        self.ci.held = held;
         summary
+    }
+
+    /// After the wait for CI (`ci_step`): the summary, evidence and bundle written again with
+    /// the final state, scanned for every token the task minted.
+    pub(super) fn rewrite_after_ci(&mut self, summary: &mut Summary) {
+        let held = std::mem::take(&mut self.ci.held);
+        self.events
+            .emit("finished", state_json(summary.state, summary.reason));
+        self.scan_for_secrets(summary, &held.redactor);
+        self.rewrite_evidence(summary, &held.redactor);
+        self.write_summary_and_bundle(summary, &held.redactor);
+        self.ci.held = held;
     }
 
     fn export_files(&mut self, summary: &mut Summary) -> Result<Exported, String> {
@@ -136,9 +149,12 @@ impl TaskRun {
         let branch = branch_name(&self.task_id, &self.spec.title);
         let message = format!("{}\n\nairlock task {}", self.spec.title, self.task_id);
         let bundle_path = self.artifacts.path("branch.bundle");
-        let commit =
-            tokio::task::block_in_place(|| self.ws.export_branch(&branch, &message, &bundle_path))
-                .map_err(|e| e.to_string())?;
+        let commit = tokio::task::block_in_place(|| {
+            let parent = self.ci.pushed.as_deref();
+            self.ws
+                .export_branch_on(&branch, &message, &bundle_path, parent)
+        })
+        .map_err(|e| e.to_string())?;
         self.events
             .emit("branch", json!({ "branch": branch, "commit": commit }));
         summary.branch = Some(branch);
@@ -197,6 +213,7 @@ impl TaskRun {
             duration_s: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             artifacts: self.artifacts.dir.display().to_string(),
             model_traffic: self.model_traffic(),
+            ci: self.ci.rounds.clone(),
         }
     }
 

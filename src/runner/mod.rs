@@ -4,6 +4,7 @@
 mod attempt;
 mod baseline;
 mod baseline_cache;
+mod ci_step;
 mod containers;
 mod context;
 mod context_scope;

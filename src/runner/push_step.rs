@@ -27,6 +27,7 @@ struct OwnedJob {
     issue: Option<String>,
     record: PathBuf,
     pr_file: PathBuf,
+    after: Option<String>,
 }
 
 impl OwnedJob {
@@ -43,6 +44,7 @@ impl OwnedJob {
             issue: self.issue.as_deref(),
             record: &self.record,
             pr_file: &self.pr_file,
+            after: self.after.as_deref(),
         }
     }
 }
@@ -130,6 +132,7 @@ impl TaskRun {
             issue: self.spec.issue_url.clone(),
             record: self.artifacts.path("push.json"),
             pr_file: self.artifacts.path("pr.json"),
+            after: self.ci.pushed.clone(),
         };
         if self
             .adm
@@ -183,7 +186,7 @@ impl TaskRun {
     }
 
     /// No token exists while a container of the task does.
-    async fn containers_gone(&self) -> Result<(), PushError> {
+    pub(super) async fn containers_gone(&self) -> Result<(), PushError> {
         let listed = self
             .engine
             .list_managed(Some((LABEL_TASK, &self.task_id)))
@@ -297,6 +300,7 @@ mod tests {
             issue: None,
             record: dir.join("push.json"),
             pr_file: dir.join("pr.json"),
+            after: None,
         }
     }
 

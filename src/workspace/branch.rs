@@ -19,10 +19,24 @@ impl Workspace {
         message: &str,
         bundle: &Path,
     ) -> Result<String, WorkspaceError> {
+        self.export_branch_on(branch, message, bundle, None)
+    }
+
+    /// [`Workspace::export_branch`], the commit's parent being `parent` (a commit this
+    /// workspace exported before, so that a follow-up push is a fast-forward) instead of the
+    /// base.
+    pub fn export_branch_on(
+        &self,
+        branch: &str,
+        message: &str,
+        bundle: &Path,
+        parent: Option<&str>,
+    ) -> Result<String, WorkspaceError> {
         let tree = self.last_tree()?;
+        let parent = parent.unwrap_or(&self.base_commit);
         let mut commit = args(
             git(&self.git_dir),
-            ["commit-tree", &tree, "-p", &self.base_commit, "-m", message],
+            ["commit-tree", &tree, "-p", parent, "-m", message],
         );
         self.objects_env(&mut commit);
         for (k, v) in [

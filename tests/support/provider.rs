@@ -14,7 +14,7 @@ pub struct Provider {
 const MINT: &str = r#"#!/bin/sh
 d="$(dirname "$0")"
 n=$(docker ps -aq --filter label=airlock.managed=true --filter "label=airlock.task=$AIRLOCK_TASK_ID" | wc -l)
-echo "task=$AIRLOCK_TASK_ID ref=$AIRLOCK_PUSH_REF url=$AIRLOCK_PUSH_URL containers=$n" >> "$d/calls.log"
+echo "task=$AIRLOCK_TASK_ID ref=$AIRLOCK_PUSH_REF url=$AIRLOCK_PUSH_URL access=$AIRLOCK_TOKEN_ACCESS containers=$n" >> "$d/calls.log"
 cat "$d/token.json"
 "#;
 

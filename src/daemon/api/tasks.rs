@@ -70,7 +70,16 @@ pub async fn row(ctx: &Shared, id: &str) -> Result<TaskRow, Response<Body>> {
 
 pub async fn get(ctx: Arc<Shared>, id: &str) -> Response<Body> {
     match row(&ctx, id).await {
-        Ok(r) => reply::json(StatusCode::OK, &r.to_json(true)),
+        Ok(r) => {
+            let mut v = r.to_json(true);
+            if r.phase == Phase::Running {
+                let phase = ctx.phases.lock().ok().and_then(|p| p.get(id).cloned());
+                if let Some(phase) = phase {
+                    v["phase"] = serde_json::Value::String(phase);
+                }
+            }
+            reply::json(StatusCode::OK, &v)
+        }
         Err(resp) => resp,
     }
 }

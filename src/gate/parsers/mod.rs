@@ -12,7 +12,7 @@ mod junit;
 mod lint;
 mod pytest;
 mod rustc;
-mod signature;
+pub(crate) mod signature;
 pub(crate) mod stream;
 pub(crate) mod text;
 mod xml;

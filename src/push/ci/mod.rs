@@ -7,9 +7,13 @@
 pub mod config;
 pub mod fetch;
 pub mod logs;
+pub mod round;
+pub mod source;
 pub mod status;
 pub mod wait;
 
 pub use config::{CiConfig, Required};
+pub use round::{BaseCi, CiRound, JobLink};
+pub use source::MintedCi;
 pub use status::{verdict, CiJob, CiVerdict, JobState};
 pub use wait::{wait_for_ci, CiOutcome};

@@ -77,7 +77,7 @@ pub fn wait_for_ci(
                     pending: last_jobs
                         .into_iter()
                         .filter(|j| {
-                            j.state == super::JobState::Pending || !cfg.required.covers(&j.name)
+                            j.state == super::JobState::Pending && cfg.required.covers(&j.name)
                         })
                         .collect(),
                 },

@@ -1,0 +1,468 @@
+//! The forge's CI after the push, through the real daemon, the real engine, a real git
+//! smart-HTTP server (git http-backend) and a fake forge serving GitHub's documented check-run
+//! payloads and a job log with real timestamp prefixes and ANSI colours (sources in
+//! `tests/fixtures/ci/README.md`):
+//!
+//! - CI fails once on the pushed commit → the next attempt's `feedback.json` holds the CI
+//!   failure, a new commit on top of the pushed one is pushed fast-forward (the server refuses
+//!   anything else), CI goes green → the task is green;
+//! - CI never finishes → `ci_timeout`, the status showing `waiting_ci` while it waits;
+//! - the per-use CI-read token is minted read-only with no container of the task alive, is
+//!   never sent to the log's redirect host, and appears nowhere in the artifacts, the state dir
+//!   or what the agent could see. Notify hooks get every terminal state with the job links.
+
+mod common;
+mod support;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use support::fake_ci::{FakeCi, Script};
+use support::git_server::Grant;
+use support::leaks::{assert_text_clean, assert_tree_clean};
+use support::provider::{test_token, Provider};
+use support::world::{PushWorld, GATE};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// First attempt: add a feature. An attempt that has feedback keeps it (in out/) and changes
+/// the file again. Each records what it could see of its environment.
+const AGENT: &str = "if [ -f /airlock/feedback.json ]; then \
+      cp /airlock/feedback.json /airlock/out/feedback-ci.json; echo fixed >> feature.txt; \
+    else echo feature > feature.txt; fi; \
+    env >> /airlock/out/env.txt; \
+    cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' >> /airlock/out/proc-environ.txt";
+
+#[test]
+fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
+    let w = PushWorld::new();
+    let base = w
+        .git
+        .git("tasks.git", &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    // The first commit that is not the base fails CI; every later one passes.
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let (f, b) = (first.clone(), base.clone());
+    let ci = FakeCi::start(move |sha| {
+        let mut first = f.lock().unwrap();
+        if sha == b {
+            return Script::Passes;
+        }
+        match first.as_deref() {
+            None => {
+                *first = Some(sha.to_string());
+                Script::Fails
+            }
+            Some(s) if s == sha => Script::Fails,
+            Some(_) => Script::Passes,
+        }
+    });
+    let (token, provider) = token_provider(&w);
+    // Anything but a fast-forward is refused by the server itself.
+    w.git.git(
+        "tasks.git",
+        &["config", "receive.denyNonFastForwards", "true"],
+    );
+    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let t = d.wait_final(&id, 240);
+    let s = &t["summary"];
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("green"), Some("gate_passed")),
+        "{t}\n{}",
+        d.stderr()
+    );
+    assert_eq!(s["pushed"], true, "{s}");
+
+    // Two rounds of CI: the first failed with the parsed pytest failure, the second green.
+    let rounds = s["ci"].as_array().expect("summary.ci");
+    assert_eq!(rounds.len(), 2, "{s}");
+    let c1 = first.lock().unwrap().clone().expect("CI was read");
+    assert_eq!(rounds[0]["commit"], c1.as_str());
+    assert_eq!(rounds[0]["result"], "failed");
+    assert_eq!(rounds[0]["base"], "passed");
+    assert_eq!(rounds[0]["jobs"][0]["name"], "test");
+    assert_eq!(
+        rounds[0]["jobs"][0]["url"],
+        "https://github.com/github/hello-world/runs/4"
+    );
+    let fail = &rounds[0]["failures"][0];
+    assert_eq!(fail["test_id"], "tests/test_calc.py::test_add", "{fail}");
+    assert_eq!(fail["message"], "assert -1 == 3");
+    assert_eq!(fail["origin"], "introduced");
+    assert_eq!(rounds[1]["result"], "green");
+    let c2 = rounds[1]["commit"].as_str().unwrap().to_string();
+    assert_ne!(c1, c2);
+    assert_eq!(s["commit"], c2.as_str());
+    assert_eq!(s["attempts"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["attempts"][0]["verdict"], "retry");
+
+    // The second attempt was told what CI said.
+    let fb: Value = serde_json::from_str(&d.artifact(&id, "out/feedback-ci.json")).unwrap();
+    assert_eq!(fb["attempt"], 1, "{fb}");
+    assert_eq!(fb["ci"]["commit"], c1.as_str(), "{fb}");
+    assert_eq!(fb["ci"]["job"]["name"], "test");
+    assert_eq!(
+        fb["failures"][0]["test_id"], "tests/test_calc.py::test_add",
+        "{fb}"
+    );
+
+    // On the server: the branch moved forward from c1 to c2 (c1 is c2's parent), in two pushes.
+    let branch = s["branch"].as_str().unwrap();
+    let head = w
+        .git
+        .ref_of("tasks.git", &format!("refs/heads/{branch}"))
+        .expect("branch on the server");
+    assert_eq!(head, c2);
+    assert_eq!(
+        w.git
+            .git("tasks.git", &["rev-parse", &format!("{c2}^")])
+            .trim(),
+        c1
+    );
+    w.git
+        .git("tasks.git", &["merge-base", "--is-ancestor", &c1, &c2]);
+    assert_eq!(
+        w.git
+            .git("tasks.git", &["show", &format!("{c2}:feature.txt")]),
+        "feature\nfixed\n"
+    );
+    assert_eq!(w.git.receive_packs(), 2);
+
+    // Tokens: push tokens and CI-read tokens, each minted with no container of the task alive;
+    // CI reads asked for read access. Every token revoked.
+    let calls = provider.calls();
+    let reads: Vec<&String> = calls.iter().filter(|c| c.contains("access=read")).collect();
+    let writes: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.contains("access=write"))
+        .collect();
+    assert_eq!((reads.len(), writes.len()), (2, 2), "{calls:?}");
+    for c in &calls {
+        assert!(c.ends_with("containers=0"), "{calls:?}");
+    }
+    assert!(reads.iter().all(|c| c.contains("ref= ")), "{calls:?}");
+    assert_eq!(provider.revokes(), vec!["revoked"; 4]);
+    assert_ci_token_stayed_home(&ci, &token);
+
+    // Events: the waits and the results, the final `finished` after them.
+    let kinds: Vec<String> = d
+        .events(&id)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "waiting_ci").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| *k == "ci_result").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| *k == "finished").count(), 1);
+    let last_ci = kinds.iter().rposition(|k| k == "ci_result").unwrap();
+    assert!(kinds.iter().rposition(|k| k == "finished").unwrap() > last_ci);
+
+    // Notify got the terminal state with its CI rounds and links.
+    let n: Value =
+        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    assert_eq!(n["state"], "green");
+    assert_eq!(
+        n["ci"][0]["jobs"][0]["url"],
+        "https://github.com/github/hello-world/runs/4"
+    );
+
+    // The token is nowhere: artifacts (bundle included), state, what the agent saw, the log.
+    let env = d.artifact(&id, "out/proc-environ.txt");
+    assert!(env.contains("AIRLOCK_TASK_ID="), "no /proc view captured");
+    let checked =
+        assert_tree_clean(&w.world.artifacts, &token) + assert_tree_clean(&w.world.state, &token);
+    assert!(checked > 10, "only {checked} files checked");
+    assert_text_clean(&d.stderr(), &token, "daemon log");
+}
+
+#[test]
+fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
+    let w = PushWorld::new();
+    let ci = FakeCi::start(|_| Script::NeverFinishes);
+    let (token, provider) = token_provider(&w);
+    w.push_toml(&provider.toml(), &ci_toml(&ci, "4s"));
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let until = Instant::now() + Duration::from_secs(180);
+    let mut phases = HashSet::new();
+    let t = loop {
+        let t = d.task(&id);
+        if let Some(p) = t["phase"].as_str() {
+            phases.insert(p.to_string());
+        }
+        if !["queued", "running"].contains(&t["state"].as_str().unwrap_or("")) {
+            break t;
+        }
+        assert!(Instant::now() < until, "{id} never ended: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(phases.contains("waiting_ci"), "{phases:?}");
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("needs_human"), Some("ci_timeout")),
+        "{t}\n{}",
+        d.stderr()
+    );
+    let s = &t["summary"];
+    assert_eq!(s["pushed"], true);
+    let round = &s["ci"][0];
+    assert_eq!(round["result"], "timeout", "{s}");
+    assert_eq!(round["jobs"][0]["name"], "test");
+    assert!(round["waited_s"].as_u64().unwrap() <= 5, "{round}");
+    let msg = s["message"].as_str().unwrap();
+    assert!(
+        msg.contains("https://github.com/github/hello-world/runs/4"),
+        "{msg}"
+    );
+    assert!(ci.api_log.lock().unwrap().len() >= 10, "it polled");
+    let n: Value =
+        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    assert_eq!(n["reason"], "ci_timeout");
+    let checked =
+        assert_tree_clean(&w.world.artifacts, &token) + assert_tree_clean(&w.world.state, &token);
+    assert!(checked > 5, "only {checked} files checked");
+    assert_eq!(provider.revokes().len(), 2, "{:?}", provider.revokes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn token_provider(w: &PushWorld) -> (String, Provider) {
+    let token = test_token();
+    let provider = Provider::new(
+        &w.fixtures.join("provider"),
+        &token,
+        SystemTime::now() + HOUR / 2,
+    );
+    w.git.grant(
+        &token,
+        Grant {
+            repo: "tasks.git".into(),
+            expires: SystemTime::now() + HOUR,
+            ref_prefix: "refs/heads/agent/".into(),
+        },
+    );
+    (token, provider)
+}
+
+fn ci_toml(ci: &FakeCi, wait: &str) -> String {
+    format!(
+        "[remote.ci]\nwait = {wait:?}\npoll = \"200ms\"\nrequired = [\"test\"]\nforge = \"github\"\napi_url = {:?}\nproject = \"acme/tasks-app\"\n",
+        ci.api_url()
+    )
+}
+
+fn spec_text(w: &PushWorld) -> String {
+    std::fs::read_to_string(w.world.spec("L3", &["sh", "-c", AGENT], GATE)).unwrap()
+}
+
+/// The log request carried the token to the API host; the redirect host never saw it.
+fn assert_ci_token_stayed_home(ci: &FakeCi, token: &str) {
+    let api = ci.api_log.lock().unwrap();
+    assert!(
+        api.iter()
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {token}"))),
+        "a CI read without the minted token"
+    );
+    let blobs = ci.blob_log.lock().unwrap();
+    assert!(!blobs.is_empty(), "the job log was never fetched");
+    for b in blobs.iter() {
+        assert_eq!(
+            b.header("authorization"),
+            None,
+            "token sent to the redirect host"
+        );
+        for (k, v) in &b.headers {
+            assert_text_clean(&format!("{k}: {v}"), token, "redirect host request");
+        }
+    }
+}
+
+fn wait_for_file(p: &Path) -> String {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(p) {
+            if !t.is_empty() {
+                return t;
+            }
+        }
+        assert!(Instant::now() < until, "{} never written", p.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The daemon as a process on a unix socket, over the world's policies (push.toml included).
+struct Daemon {
+    dir: PathBuf,
+    socket: PathBuf,
+    artifacts: PathBuf,
+    child: Child,
+}
+
+impl Daemon {
+    fn start(w: &PushWorld) -> Daemon {
+        let world = &w.world;
+        let dir = world.tmp.path().join("daemon");
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("run").join("airlock.sock");
+        let config = dir.join("airlock.toml");
+        let notify = format!(
+            "[notify]\ncommand = [\"/bin/sh\", \"-c\", \"cat > {}/notify-$AIRLOCK_TASK_ID.json\"]\ntimeout = \"5s\"\n",
+            dir.display()
+        );
+        std::fs::write(
+            &config,
+            format!(
+                "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nconcurrency = 1\nauthor_trusted = true\n{notify}\n[recovery]\nsweep = \"owned\"\n",
+                socket.display().to_string(),
+                world.state.display().to_string(),
+                world.artifacts.display().to_string(),
+                world.policies.display().to_string(),
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .env("AIRLOCK_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            dir,
+            socket,
+            artifacts: world.artifacts.clone(),
+            child,
+        };
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!("the daemon exited at start ({status}):\n{}", d.stderr());
+            }
+            if d.socket.exists() && d.request("GET", "/v1/health", "").0 == 200 {
+                return d;
+            }
+            assert!(
+                Instant::now() < until,
+                "the daemon did not become ready:\n{}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return (0, vec![]);
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return (0, vec![]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let rest = raw[split + 4..].to_vec();
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(&rest)
+        } else {
+            rest
+        };
+        (code, body)
+    }
+
+    fn json(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (code, bytes) = self.request(method, path, body);
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn submit(&self, spec: &str) -> String {
+        let (code, body) = self.json("POST", "/v1/tasks?name=task.toml", spec);
+        assert_eq!(code, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    fn task(&self, id: &str) -> Value {
+        let (code, body) = self.json("GET", &format!("/v1/tasks/{id}"), "");
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    fn wait_final(&self, id: &str, secs: u64) -> Value {
+        let until = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let t = self.task(id);
+            if !["queued", "running"].contains(&t["state"].as_str().unwrap_or("")) {
+                return t;
+            }
+            assert!(
+                Instant::now() < until,
+                "{id} never ended: {t}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn events(&self, id: &str) -> Vec<Value> {
+        let (_, bytes) = self.request("GET", &format!("/v1/tasks/{id}/events"), "");
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn artifact(&self, id: &str, rel: &str) -> String {
+        let p = self.artifacts.join(id).join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 || data.len() < nl + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[nl + 2..nl + 2 + size]);
+        data = &data[nl + 2 + size..];
+        if data.starts_with(b"\r\n") {
+            data = &data[2..];
+        }
+    }
+    out
+}
