@@ -274,3 +274,73 @@ fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
     assert_eq!(rec.revoked, rec.minted);
     assert_eq!(rec.violations, Vec::<String>::new());
 }
+
+/// Push to a fork: `push_url` is the fork's, and the draft PR on the upstream names the branch
+/// `<fork owner>:<branch>` (GitHub's `head` for a cross-repository PR). The fake GitHub checks
+/// the request's shape and records its body.
+#[test]
+fn a_fork_push_opens_the_pr_with_the_fork_owner_in_its_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = common::make_repo(tmp.path(), &[("README.md", "hello\n")]);
+    let git = support::git_server::GitServer::start(&tmp.path().join("srv"));
+    // The fork, as the runner's token sees it.
+    git.add_repo("tasks.git", &src);
+    let clone = tmp.path().join("clone");
+    common::sh(tmp.path(), &format!("git clone -q {} clone", src.display()));
+    let commit = common::sh(&clone, "echo c > c.txt && git add -A && git -c user.name=a -c user.email=a@a commit -qm c && git rev-parse HEAD");
+    let keys = AppKeys::generate(tmp.path(), "app");
+    let gh = FakeGithub::start(Setup {
+        app_id: APP_ID,
+        installation_id: INSTALLATION,
+        owner: "acme".into(),
+        repo: "tasks".into(),
+        public_der: keys.public_der.clone(),
+        grants: git.grants.clone(),
+    });
+    let text = format!(
+        "[[remote]]\nrepo = \"/src\"\npush_url = {:?}\n{}head_owner = \"airlock-bot\"\n",
+        git.url("tasks.git"),
+        app_toml(&gh.url(), &keys.pem)
+    );
+    let remote = airlock::push::parse(&text, None).unwrap().remotes.remove(0);
+    let (record, pr_file) = (tmp.path().join("push.json"), tmp.path().join("pr.json"));
+    let git_dir = clone.join(".git");
+    let job = airlock::push::Job {
+        task_id: "t7",
+        title: "Fork",
+        repo: "/src",
+        base: "main",
+        branch: "agent/t7-fork",
+        commit: commit.trim(),
+        git_dir: &git_dir,
+        evidence: "# Fork\n",
+        issue: None,
+        record: &record,
+        pr_file: &pr_file,
+        after: None,
+    };
+    let mut held = airlock::secrets::Held::default();
+    let r = airlock::push::flow::run(&remote, &job, &mut held, SystemTime::now(), &mut |_, _| {});
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(
+        git.ref_of("tasks.git", "refs/heads/agent/t7-fork")
+            .as_deref(),
+        Some(commit.trim()),
+        "the branch is on the fork"
+    );
+    let rec = gh.record.lock().unwrap();
+    assert_eq!(rec.violations, Vec::<String>::new());
+    assert_eq!(rec.prs.len(), 1);
+    let pr = &rec.prs[0];
+    assert_eq!(pr["head"], "airlock-bot:agent/t7-fork", "{pr}");
+    assert_eq!(pr["base"], "main");
+    assert_eq!(pr["draft"], true);
+    assert_eq!(pr["maintainer_can_modify"], false);
+    assert!(
+        rec.requests
+            .iter()
+            .any(|r| r == "POST /repos/acme/tasks/pulls"),
+        "{:?}",
+        rec.requests
+    );
+}

@@ -288,6 +288,7 @@ mod tests {
                 api_url: api.into(),
                 project: project.into(),
                 labels: vec![],
+                head_owner: None,
             },
             repo_url: "/srv/r.git".into(),
             issue: 4,

@@ -89,6 +89,9 @@ pub struct PrConfig {
     /// `owner/name` (GitLab: the project's full path).
     pub project: String,
     pub labels: Vec<String>,
+    /// The pushed branch lives in a fork owned by this account (`push_url` is the fork's): the
+    /// PR's head is `<head_owner>:<branch>` (GitHub, Gitea/Forgejo).
+    pub head_owner: Option<String>,
 }
 
 impl Provider {

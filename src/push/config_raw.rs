@@ -64,6 +64,7 @@ struct RawPr {
     project: String,
     #[serde(default)]
     labels: Vec<String>,
+    head_owner: Option<String>,
 }
 
 pub(super) fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
@@ -317,10 +318,27 @@ fn parse_pr(f: &str, p: RawPr) -> Result<PrConfig, ConfigError> {
             ));
         }
     }
+    let head_owner = match (p.head_owner, forge) {
+        (None, _) => None,
+        (Some(_), Forge::Gitlab) => {
+            return Err(err(
+                &format!("{f}.head_owner"),
+                "not supported for gitlab (a merge request from a fork is opened in the fork's project); set it for github, gitea or forgejo only",
+            ))
+        }
+        (Some(o), _) if valid_name(&o) && !o.contains('.') => Some(o),
+        (Some(o), _) => {
+            return Err(err(
+                &format!("{f}.head_owner"),
+                format!("`{o}` must be the fork's owner: letters, digits, `-` or `_`"),
+            ))
+        }
+    };
     Ok(PrConfig {
         forge,
         api_url: check_api_url(api_url).map_err(|m| err(&format!("{f}.api_url"), m))?,
         project: p.project,
         labels: p.labels,
+        head_owner,
     })
 }

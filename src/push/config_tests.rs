@@ -119,6 +119,18 @@ fn fails_closed_naming_the_field() {
             "remote[0].pr.labels[0]",
         ),
         (
+            GOOD.replace("labels = [\"airlock\"]", "head_owner = \"evil:x\""),
+            "remote[0].pr.head_owner",
+        ),
+        (
+            GOOD.replace("labels = [\"airlock\"]", "head_owner = \"bot\"")
+                .replace(
+                    "forge = \"github\"",
+                    "forge = \"gitlab\"\napi_url = \"https://gl.example/api/v4\"",
+                ),
+            "remote[0].pr.head_owner",
+        ),
+        (
             GOOD.replace("\"release/*\"", "\"refs/heads/x\""),
             "remote[0].protected[1]",
         ),
@@ -153,6 +165,22 @@ fn gitea_and_gitlab_need_an_api_url() {
     assert_eq!(
         (pr.forge, pr.api_url.as_str()),
         (Forge::Gitlab, "https://gl.example/api/v4")
+    );
+}
+
+#[test]
+fn a_fork_owner_names_the_pr_head() {
+    let text = GOOD.replace("labels = [\"airlock\"]", "head_owner = \"airlock-bot\"");
+    let c = parse(&text, None).unwrap();
+    let pr = c.remotes[0].pr.as_ref().unwrap();
+    assert_eq!(pr.head_owner.as_deref(), Some("airlock-bot"));
+    assert_eq!(
+        parse(GOOD, None).unwrap().remotes[0]
+            .pr
+            .as_ref()
+            .unwrap()
+            .head_owner,
+        None
     );
 }
 

@@ -50,16 +50,29 @@ pub fn body(p: &Proposal) -> String {
 /// The request that opens the draft.
 pub fn open_request(pr: &PrConfig, p: &Proposal, token: &SecretString) -> ApiRequest {
     let body = body(p);
+    // A branch pushed to a fork is named `<fork owner>:<branch>` in the upstream's PR.
+    let head = match &pr.head_owner {
+        Some(owner) => format!("{owner}:{}", p.branch),
+        None => p.branch.to_string(),
+    };
     match pr.forge {
-        Forge::Github => auth(pr, ApiRequest::new("POST", repo_url(pr, "pulls")), token).json(json!({
-            "title": p.title, "head": p.branch, "base": p.base, "body": body,
-            "draft": true, "maintainer_can_modify": false,
-        })),
-        Forge::Gitea => auth(pr, ApiRequest::new("POST", repo_url(pr, "pulls")), token).json(json!({
-            "title": format!("WIP: {}", p.title), "head": p.branch, "base": p.base, "body": body,
-        })),
+        Forge::Github => {
+            auth(pr, ApiRequest::new("POST", repo_url(pr, "pulls")), token).json(json!({
+                "title": p.title, "head": head, "base": p.base, "body": body,
+                "draft": true, "maintainer_can_modify": false,
+            }))
+        }
+        Forge::Gitea => {
+            auth(pr, ApiRequest::new("POST", repo_url(pr, "pulls")), token).json(json!({
+                "title": format!("WIP: {}", p.title), "head": head, "base": p.base, "body": body,
+            }))
+        }
         Forge::Gitlab => {
-            let url = format!("{}/projects/{}/merge_requests", pr.api_url, url_encode(&pr.project));
+            let url = format!(
+                "{}/projects/{}/merge_requests",
+                pr.api_url,
+                url_encode(&pr.project)
+            );
             auth(pr, ApiRequest::new("POST", url), token).json(json!({
                 "source_branch": p.branch, "target_branch": p.base,
                 "title": format!("Draft: {}", p.title), "description": body,
@@ -141,6 +154,7 @@ mod tests {
             api_url: api.into(),
             project: project.into(),
             labels: vec!["airlock".into(), "agent".into()],
+            head_owner: None,
         }
     }
 
@@ -187,6 +201,18 @@ mod tests {
             "https://api.github.com/repos/acme/app/issues/9/labels"
         );
         assert_eq!(l["body"]["labels"], json!(["airlock", "agent"]));
+    }
+
+    #[test]
+    fn a_fork_branch_is_named_with_its_owner() {
+        let t = SecretString::from("ghs_secret_value");
+        for forge in [Forge::Github, Forge::Gitea] {
+            let mut cfg = pr(forge, "https://api.github.com", "acme/app");
+            cfg.head_owner = Some("airlock-bot".into());
+            let r = open_request(&cfg, &proposal(), &t).redacted();
+            assert_eq!(r["body"]["head"], "airlock-bot:agent/t1-add-delete");
+            assert_eq!(r["url"], "https://api.github.com/repos/acme/app/pulls");
+        }
     }
 
     #[test]

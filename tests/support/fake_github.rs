@@ -254,7 +254,17 @@ fn pull(s: &Setup, req: &Req, rec: &mut Record) -> Checked {
     live_token(req, rec)?;
     let b = req.json();
     let ok = b["title"].is_string()
-        && b["head"].as_str().is_some_and(|h| h.starts_with("agent/"))
+        // `agent/...`, or `<fork owner>:agent/...` for a branch pushed to a fork.
+        && b["head"].as_str().is_some_and(|h| {
+            let branch = h.split_once(':').map_or(h, |(owner, b)| {
+                if owner.is_empty() || !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    ""
+                } else {
+                    b
+                }
+            });
+            branch.starts_with("agent/")
+        })
         && b["base"] == "main"
         && b["body"].as_str().is_some_and(|x| !x.is_empty())
         && b["draft"] == true;

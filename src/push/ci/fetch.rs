@@ -38,6 +38,7 @@ impl ForgeCi<'_> {
             api_url: self.cfg.api_url.clone(),
             project: self.cfg.project.clone(),
             labels: vec![],
+            head_owner: None,
         }
     }
 
