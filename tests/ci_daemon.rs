@@ -233,6 +233,114 @@ fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
     assert_eq!(provider.revokes().len(), 2, "{:?}", provider.revokes());
 }
 
+#[test]
+fn ci_failing_the_same_way_after_the_retry_stops_no_progress() {
+    let w = PushWorld::new();
+    let base = w
+        .git
+        .git("tasks.git", &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    let ci = FakeCi::start(move |sha| {
+        if sha == base {
+            Script::Passes
+        } else {
+            Script::Fails
+        }
+    });
+    let (token, provider) = token_provider(&w);
+    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let t = d.wait_final(&id, 240);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("needs_human"), Some("no_progress")),
+        "{t}\n{}",
+        d.stderr()
+    );
+    let s = &t["summary"];
+    let rounds = s["ci"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{s}");
+    assert!(rounds.iter().all(|r| r["result"] == "failed"));
+    // The retry's commit was pushed before CI judged it: the branch holds it.
+    let branch = s["branch"].as_str().unwrap();
+    assert_eq!(
+        w.git
+            .ref_of("tasks.git", &format!("refs/heads/{branch}"))
+            .as_deref(),
+        rounds[1]["commit"].as_str()
+    );
+    let msg = s["message"].as_str().unwrap();
+    assert!(
+        msg.contains("https://github.com/github/hello-world/runs/4"),
+        "{msg}"
+    );
+    let n: Value =
+        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    assert_eq!(n["reason"], "no_progress");
+    assert_tree_clean(&w.world.artifacts, &token);
+}
+
+#[test]
+fn a_ci_failure_the_base_commit_has_too_is_preexisting_and_green_under_report() {
+    let w = PushWorld::new();
+    // Every commit fails the same test, the base included.
+    let ci = FakeCi::start(|_| Script::Fails);
+    let (_token, provider) = token_provider(&w);
+    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let t = d.wait_final(&id, 240);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("green"), Some("gate_passed_preexisting")),
+        "{t}\n{}",
+        d.stderr()
+    );
+    let round = &t["summary"]["ci"][0];
+    assert_eq!(round["base"], "failed", "{round}");
+    assert_eq!(round["failures"][0]["origin"], "preexisting", "{round}");
+    assert_eq!(t["summary"]["ci"].as_array().unwrap().len(), 1);
+    assert_eq!(t["summary"]["attempts"].as_array().unwrap().len(), 1);
+    // The base's log was read too (two log fetches through the redirect, neither with a token).
+    assert_eq!(ci.blob_log.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_cancel_while_waiting_for_ci_ends_the_task_at_once() {
+    let w = PushWorld::new();
+    let ci = FakeCi::start(|_| Script::NeverFinishes);
+    let (_token, provider) = token_provider(&w);
+    w.push_toml(&provider.toml(), &ci_toml(&ci, "10m"));
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let until = Instant::now() + Duration::from_secs(180);
+    while d.task(&id)["phase"] != "waiting_ci" {
+        assert!(Instant::now() < until, "never waiting_ci: {}", d.task(&id));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = Instant::now();
+    let (code, body) = d.json("POST", &format!("/v1/tasks/{id}/cancel"), "");
+    assert_eq!(code, 202, "{body}");
+    let t = d.wait_final(&id, 30);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("cancelled"), Some("cancelled")),
+        "{t}"
+    );
+    assert_eq!(
+        provider.revokes().len(),
+        2,
+        "the CI-read token was not revoked"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
