@@ -10,10 +10,9 @@ use std::process::Command;
 
 use common::{container_runtime, is_podman, wait_for_container, World};
 
-/// This machine's own docker0 address: reachable from a bridged container, never from one
-/// with no network. Traffic to it never leaves the machine.
 /// A host address the sandbox would reach if it had any network: the engine's bridge (docker0)
-/// where it exists (Podman has none), else the host's first global IPv4 address.
+/// where it exists (Podman has none), else the host's first global IPv4 address. Traffic to it
+/// never leaves the machine.
 fn host_bridge_ip() -> String {
     let out = Command::new("ip")
         .args(["-4", "-o", "addr", "show", "scope", "global"])
