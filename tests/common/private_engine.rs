@@ -1,6 +1,6 @@
 //! A dockerd of the test's own, for tests that restart the engine (the shared one is never
 //! restarted): its own `--data-root`, `--exec-root`, `--pidfile` and unix socket under a temp
-//! dir, `--bridge=none --iptables=false`, its own config file (not /etc/docker/daemon.json) and
+//! dir, in its own network namespace with `--bridge=none --iptables=false`, its own config file (not /etc/docker/daemon.json) and
 //! its own containerd namespace on the host's containerd. The images a test needs are copied in
 //! from the shared engine (`docker save | docker load`; airlock never pulls).
 
@@ -132,7 +132,13 @@ impl PrivateEngine {
         let log =
             std::fs::File::create(self.dir.join(format!("dockerd-{}.log", self.starts))).unwrap();
         let d = |p: &str| self.dir.join(p).display().to_string();
-        let child = Command::new("dockerd")
+        // In a network namespace of its own: a dockerd started with `--bridge=none` deletes the
+        // host's `docker0` (moby's removeDefaultBridgeInterface), which is the shared engine's
+        // bridge. `unshare` execs dockerd, so the child's pid is dockerd's.
+        let host_bridge = Path::new("/sys/class/net/docker0").exists();
+        let child = Command::new("unshare")
+            .arg("--net")
+            .arg("dockerd")
             .arg(format!("--data-root={}", d("data")))
             .arg(format!("--exec-root={}", d("exec")))
             .arg(format!("--pidfile={}", d("docker.pid")))
@@ -158,6 +164,10 @@ impl PrivateEngine {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ok {
+                assert!(
+                    !host_bridge || Path::new("/sys/class/net/docker0").exists(),
+                    "the test's dockerd removed the host's docker0"
+                );
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
