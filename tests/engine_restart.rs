@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::private_engine::PrivateEngine;
 use common::World;
-use serde_json::Value;
 
 const IMAGE: &str = "airlock/sandbox-test:latest";
 
@@ -90,7 +89,7 @@ fn airlock_run_leaves_no_container_when_the_engine_restarts_mid_task() {
 #[test]
 fn the_daemon_leaves_no_container_when_the_engine_restarts_mid_task() {
     let mut engine = PrivateEngine::start(&[IMAGE]);
-    let d = Daemon::start(World::new(), &engine, "");
+    let d = Daemon::start(World::new(), Some(&engine.host()), "sweep = \"all\"\n", "");
     let argv = ["sh", "-c", "echo before-the-restart; sleep 120"];
     let (spec, marker) = d.world.marked_spec("L1", &argv, "");
     let id = d.submit(&spec);
@@ -114,7 +113,12 @@ fn the_daemon_leaves_no_container_when_the_engine_restarts_mid_task() {
 #[test]
 fn the_periodic_sweep_removes_what_a_dead_run_left_and_keeps_a_live_one() {
     let engine = PrivateEngine::start(&[IMAGE]);
-    let d = Daemon::start(World::new(), &engine, "sweep_interval = \"2s\"\n");
+    let d = Daemon::start(
+        World::new(),
+        Some(&engine.host()),
+        "sweep = \"all\"\nsweep_interval = \"2s\"\n",
+        "",
+    );
     let runs = World::new();
     let start = |argv: &[&str]| {
         let (spec, marker) = runs.marked_spec("L1", argv, "");
@@ -160,118 +164,4 @@ fn the_periodic_sweep_removes_what_a_dead_run_left_and_keeps_a_live_one() {
         .output()
         .unwrap();
     assert!(next.status.success(), "{next:?}");
-}
-
-/// One daemon on the test's engine, its own dirs and socket.
-struct Daemon {
-    world: World,
-    socket: PathBuf,
-    log: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    /// `recovery` goes into the `[recovery]` table (sweep "all": the engine is the test's own).
-    fn start(world: World, engine: &PrivateEngine, recovery: &str) -> Daemon {
-        let dir = world.tmp.path().join("daemon");
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("airlock.sock");
-        let config = dir.join("airlock.toml");
-        let text = format!(
-            "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\n[recovery]\nsweep = \"all\"\n{recovery}",
-            socket.display().to_string(),
-            world.state.display().to_string(),
-            world.artifacts.display().to_string(),
-            world.policies.display().to_string(),
-        );
-        std::fs::write(&config, text).unwrap();
-        let log = dir.join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .env("DOCKER_HOST", engine.host())
-            .env("AIRLOCK_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            world,
-            socket,
-            log,
-            child,
-        };
-        let until = Instant::now() + Duration::from_secs(30);
-        while d.cli(&["status"]).is_none() {
-            assert!(
-                Instant::now() < until,
-                "the daemon did not answer:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `airlock <args> --socket S --json`: its JSON output when it exits 0.
-    fn cli(&self, args: &[&str]) -> Option<Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("--json")
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
-    }
-
-    fn submit(&self, spec: &Path) -> String {
-        let v = self
-            .cli(&["submit", &spec.display().to_string()])
-            .unwrap_or_else(|| panic!("submit failed:\n{}", self.log()));
-        v["id"].as_str().unwrap().to_string()
-    }
-
-    /// The task once it is final (bounded wait).
-    fn wait_final(&self, id: &str, within: Duration) -> Value {
-        let until = Instant::now() + within;
-        loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-                .args(["status", id, "--json", "--socket"])
-                .arg(&self.socket)
-                .output()
-                .unwrap();
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            let state = v["state"].as_str().unwrap_or("");
-            if !["", "queued", "running"].contains(&state) {
-                return v;
-            }
-            assert!(
-                Instant::now() < until,
-                "task {id} not final after {within:?}: {v}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until && self.child.try_wait().ok().flatten().is_none() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

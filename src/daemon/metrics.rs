@@ -69,6 +69,8 @@ struct Inner {
     requeued: u64,
     task_seconds: Histogram,
     start_seconds: Histogram,
+    connections_refused: u64,
+    followers_refused: u64,
 }
 
 /// The daemon's metrics since it started (queue depth and running are read at scrape time).
@@ -90,6 +92,8 @@ impl Default for Metrics {
                 requeued: 0,
                 task_seconds: Histogram::new(TASK_BUCKETS),
                 start_seconds: Histogram::new(START_BUCKETS),
+                connections_refused: 0,
+                followers_refused: 0,
             }),
         }
     }
@@ -139,6 +143,16 @@ impl Metrics {
         self.with(|m| m.requeued += n as u64);
     }
 
+    /// A connection beyond `[api] max_connections` was closed at once.
+    pub fn connection_refused(&self) {
+        self.with(|m| m.connections_refused += 1);
+    }
+
+    /// A follow stream beyond `[api] max_followers[_per_task]` was refused.
+    pub fn follower_refused(&self) {
+        self.with(|m| m.followers_refused += 1);
+    }
+
     pub fn container_started(&self, seconds: f64) {
         self.with(|m| m.start_seconds.observe(seconds));
     }
@@ -169,6 +183,8 @@ impl Metrics {
             counter(&mut out, "airlock_tasks_abandoned_total", "Tasks this runner abandoned after losing their lease.", m.abandoned);
             counter(&mut out, "airlock_fenced_writes_total", "Writes the queue refused because the lease was lost.", m.fenced_writes);
             counter(&mut out, "airlock_tasks_requeued_total", "Tasks this runner's reaper re-queued after their lease expired.", m.requeued);
+            counter(&mut out, "airlock_api_connections_refused_total", "Connections closed at once because the listener was at api.max_connections.", m.connections_refused);
+            counter(&mut out, "airlock_api_followers_refused_total", "Event follow streams refused at api.max_followers or max_followers_per_task.", m.followers_refused);
             m.claim_seconds.render(&mut out, "airlock_claim_duration_seconds", "Round trip of one claim from the queue.");
             m.task_seconds.render(&mut out, "airlock_task_duration_seconds", "Run time of tasks, from start to final state.");
             m.start_seconds.render(&mut out, "airlock_container_start_duration_seconds", "Engine create-to-start time of task containers.");

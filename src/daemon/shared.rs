@@ -87,6 +87,8 @@ pub struct Shared {
     pub commands: mpsc::Sender<Command>,
     /// The phase of each task running on this daemon (`waiting_ci`, ...), for its status.
     pub phases: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Open event follow streams (`[api] max_followers`).
+    pub followers: super::api::followers::Followers,
 }
 
 impl Shared {
@@ -111,6 +113,10 @@ impl Shared {
             intake: AtomicBool::new(true),
             commands,
             phases: Default::default(),
+            followers: super::api::followers::Followers::new(
+                config.api.max_followers,
+                config.api.max_followers_per_task,
+            ),
             config,
         }
     }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: git fixtures, the engine connection, sweeps.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod private_engine;
 
 use std::path::{Path, PathBuf};

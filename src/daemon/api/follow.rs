@@ -14,10 +14,17 @@ use super::tasks::row;
 use crate::daemon::shared::Shared;
 use crate::store::StoreError;
 
+/// Most bytes of events handed on in one chunk (a page is also at most `EVENTS_PAGE` rows);
+/// the rest of the page is read again for the next chunk. With the stream's channel of four
+/// chunks, this bounds what one follower holds however slowly it reads.
+const CHUNK_BYTES: usize = 256 << 10;
+
 /// Longest a follower sleeps without a wake-up before looking again.
 const RECHECK: Duration = Duration::from_secs(1);
 
 struct Cursor {
+    /// Holds a follower slot while following (given back when the stream is dropped).
+    _slot: Option<Slot>,
     ctx: Arc<Shared>,
     id: String,
     after: i64,
@@ -30,7 +37,15 @@ pub async fn events(ctx: Arc<Shared>, id: &str, follow: bool) -> Response<Body> 
     if let Err(resp) = row(&ctx, id).await {
         return resp;
     }
+    let slot = match follow.then(|| Slot::take(&ctx, id)).transpose() {
+        Ok(s) => s,
+        Err(full) => {
+            ctx.metrics.follower_refused();
+            return reply::unavailable(&full.to_string());
+        }
+    };
     let cursor = Cursor {
+        _slot: slot,
         changed: ctx.events.subscribe(),
         ctx,
         id: id.into(),
@@ -53,6 +68,28 @@ pub async fn events(ctx: Arc<Shared>, id: &str, follow: bool) -> Response<Body> 
     )
 }
 
+/// One counted follower of a task.
+struct Slot {
+    ctx: Arc<Shared>,
+    id: String,
+}
+
+impl Slot {
+    fn take(ctx: &Arc<Shared>, id: &str) -> Result<Slot, crate::daemon::api::followers::Full> {
+        ctx.followers.take(id)?;
+        Ok(Slot {
+            ctx: ctx.clone(),
+            id: id.into(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ctx.followers.give_back(&self.id);
+    }
+}
+
 impl Cursor {
     /// The next events as NDJSON, waiting for them when following; `None` at the end.
     async fn next_batch(&mut self) -> Result<Option<Bytes>, StoreError> {
@@ -60,12 +97,15 @@ impl Cursor {
             self.changed.borrow_and_update();
             let (id, after) = (self.id.clone(), self.after);
             let batch = self.ctx.db.events_after(id, after).await?;
-            if let Some(last) = batch.last() {
-                self.after = last.0;
+            if !batch.is_empty() {
                 let mut out = String::new();
-                for (_, body) in &batch {
+                for (seq, body) in &batch {
+                    if !out.is_empty() && out.len() + body.len() >= CHUNK_BYTES {
+                        break;
+                    }
                     out.push_str(body);
                     out.push('\n');
+                    self.after = *seq;
                 }
                 return Ok(Some(Bytes::from(out)));
             }

@@ -1,5 +1,12 @@
 //! Listeners: the unix socket (mode 0660, optional group) and the optional TCP address, each
 //! serving HTTP/1.1 until `stop`.
+//!
+//! Each listener holds at most `[api] max_connections` connections at once, counted from the
+//! accept, before any authentication (#10 item 9): one more is answered `503` and closed at
+//! once, without a task or a buffer of its own. A connection must send each request's headers
+//! within `header_timeout` (hyper's timer; it also runs while a keep-alive connection is idle)
+//! and its body within `body_timeout` (the routes that read one), so a slow or idle client
+//! frees its slot instead of holding it.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,12 +19,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use nix::sys::stat::{umask, Mode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::shared::Shared;
 
-/// A client gets this long to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a connection beyond the limit is told before it is closed (written without waiting:
+/// if the socket cannot take it at once, the client just sees the close).
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 72\r\n\r\n{\"error\": \"too many connections to the airlock daemon; try again later\"}\n";
 
 /// A listener that cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +108,18 @@ pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ListenE
 }
 
 pub async fn serve_unix(listener: UnixListener, ctx: Arc<Shared>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(ctx.config.api.max_connections));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((stream, _)) => spawn_conn(stream, ctx.clone(), false),
+                Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => spawn_conn(stream, ctx.clone(), false, slot),
+                    Err(_) => {
+                        refused("unix", &ctx);
+                        let _ = stream.try_write(BUSY);
+                    }
+                },
                 Err(e) => accept_failed(e).await,
             },
         }
@@ -111,15 +127,28 @@ pub async fn serve_unix(listener: UnixListener, ctx: Arc<Shared>, stop: Cancella
 }
 
 pub async fn serve_tcp(listener: TcpListener, ctx: Arc<Shared>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(ctx.config.api.max_connections));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((stream, _)) => spawn_conn(stream, ctx.clone(), true),
+                Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => spawn_conn(stream, ctx.clone(), true, slot),
+                    Err(_) => {
+                        refused("tcp", &ctx);
+                        let _ = stream.try_write(BUSY);
+                    }
+                },
                 Err(e) => accept_failed(e).await,
             },
         }
     }
+}
+
+/// A debug line only (a flood of refusals must not flood the log); the metric counts them.
+fn refused(listener: &'static str, ctx: &Shared) {
+    tracing::debug!(listener, "connection refused: at api.max_connections");
+    ctx.metrics.connection_refused();
 }
 
 /// Out of file descriptors and the like: log and back off instead of spinning.
@@ -128,15 +157,18 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn_conn<S>(stream: S, ctx: Arc<Shared>, tcp: bool)
+/// Serve one connection; its slot is given back when it ends.
+fn spawn_conn<S>(stream: S, ctx: Arc<Shared>, tcp: bool, slot: OwnedSemaphorePermit)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = ctx.config.api.header_timeout;
     tokio::spawn(async move {
+        let _slot = slot;
         let service = service_fn(move |req| super::handle(req, ctx.clone(), tcp));
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .serve_connection(TokioIo::new(stream), service);
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection ended with an error");

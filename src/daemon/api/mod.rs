@@ -10,16 +10,20 @@
 //! | `GET /v1/tasks[?state=S&limit=N]` | 200 `{"tasks": [...]}` | 400 |
 //! | `GET /v1/tasks/{id}` | 200 (with `summary`) | 404 |
 //! | `POST /v1/tasks/{id}/cancel` | 200 (was queued) / 202 (running) | 404, 409, 503 |
-//! | `GET /v1/tasks/{id}/events[?follow=1]` | 200 NDJSON, chunked | 404 |
+//! | `GET /v1/tasks/{id}/events[?follow=1]` | 200 NDJSON, chunked | 404, 503 (follower caps) |
 //! | `GET /v1/tasks/{id}/bundle` | 200 `application/gzip` | 404, 409 |
 //!
 //! | `POST /v1/hooks/{github,gitea,gitlab}` (forge JSON) | 202 `{"id"}` / 200 `{"ignored"}` | 401 (signature), 400, 413, 503 |
+//!
+//! Every listener is bounded before auth (`[api]`; see `listen`): connections, header and body
+//! timeouts (`408` for a late body), followers.
 //!
 //! Over TCP every route but the hooks answers 401 without `Authorization: Bearer <token>`; the
 //! hooks are authenticated by the forge's signature instead (see `daemon::hooks`).
 
 mod auth;
 mod follow;
+pub mod followers;
 pub mod listen;
 pub(crate) mod reply;
 mod stats;
@@ -34,7 +38,7 @@ use hyper::{header, Method, Request, Response, StatusCode};
 
 pub use auth::constant_time_eq;
 pub use reply::Body;
-pub use submit::{api_rules, source_refused, spec_name, MAX_BODY};
+pub use submit::{api_rules, body_timed_out, source_refused, spec_name, MAX_BODY};
 
 use super::shared::Shared;
 

@@ -58,7 +58,8 @@ pub fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
 }
 
 /// A streamed body from a `Send` (not necessarily `Sync`) stream: it runs in a task of its own
-/// and hands chunks over a small channel; it stops when the client goes away.
+/// and hands chunks over a small channel (so a slow client holds at most a few chunks); it
+/// stops as soon as the client goes away, even while the stream is waiting for its next item.
 pub fn spawned<S>(stream: S) -> Body
 where
     S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
@@ -67,7 +68,12 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = tokio::select! {
+                _ = tx.closed() => return,
+                item = stream.next() => item,
+            };
+            let Some(item) = item else { return };
             if tx.send(item).await.is_err() {
                 return;
             }

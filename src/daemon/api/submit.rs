@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -41,7 +42,7 @@ pub async fn submit(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> 
         Ok(t) => t,
         Err(r) => return reply::error(StatusCode::BAD_REQUEST, &r.message, r.field.as_deref()),
     };
-    let text = match read_body(req).await {
+    let text = match read_body(req, ctx.config.api.body_timeout).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -87,8 +88,14 @@ async fn store(ctx: &Shared, mut task: NewTask) -> Result<String, crate::store::
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<String, Response<Body>> {
-    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+/// The body, whole, within `timeout` (`[api] body_timeout`: a client trickling it cannot hold
+/// its connection) and [`MAX_BODY`].
+async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<String, Response<Body>> {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(read) = tokio::time::timeout(timeout, read).await else {
+        return Err(body_timed_out(timeout));
+    };
+    let bytes = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             let msg = format!("the task spec is larger than {MAX_BODY} bytes");
@@ -188,6 +195,15 @@ pub fn api_rules(spec: &toml::Table) -> Result<(), (&'static str, String)> {
         }
     }
     Ok(())
+}
+
+/// `408`: the body did not arrive within `[api] body_timeout`.
+pub fn body_timed_out(timeout: Duration) -> Response<Body> {
+    let msg = format!(
+        "the request body did not arrive within {} (api.body_timeout)",
+        humantime::format_duration(timeout)
+    );
+    reply::error(StatusCode::REQUEST_TIMEOUT, &msg, None)
 }
 
 #[cfg(test)]

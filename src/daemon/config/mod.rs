@@ -64,6 +64,8 @@ pub struct Config {
     /// Whether API submitters count as trusted authors (see `operator.toml` `[authors]`).
     pub author_trusted: bool,
     pub tcp: Option<Tcp>,
+    /// `[api]`: connection and follower bounds.
+    pub api: Api,
     pub retention: Retention,
     pub shutdown: Shutdown,
     pub recovery: Recovery,
@@ -84,6 +86,37 @@ pub struct Tcp {
     pub listen: SocketAddr,
     pub token_file: PathBuf,
 }
+
+/// Bounds on the API (#10 item 9). Connections are counted before any authentication, so an
+/// unauthenticated client (a webhook route needs no bearer token) can hold at most a slot for
+/// `header_timeout` + `body_timeout`; followers (`logs -f`, `events?follow=1`) are authenticated
+/// but each holds a store reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Api {
+    /// Connections open at once, per listener (the unix socket and TCP each); beyond it a new
+    /// connection gets `503` and is closed.
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this (also while idle between
+    /// keep-alive requests), else it is closed.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this, else `408`.
+    pub body_timeout: Duration,
+    /// Event follow streams at once, all tasks; beyond it `503`.
+    pub max_followers: usize,
+    /// Event follow streams of one task at once; beyond it `503`.
+    pub max_followers_per_task: usize,
+}
+
+pub const DEFAULT_API: Api = Api {
+    max_connections: 64,
+    header_timeout: Duration::from_secs(10),
+    body_timeout: Duration::from_secs(30),
+    max_followers: 64,
+    max_followers_per_task: 8,
+};
+/// Upper bounds of the `[api]` counts and timeouts.
+pub const MAX_API_CONNECTIONS: usize = 4096;
+pub const MAX_API_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What happens to running tasks on SIGTERM/SIGINT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

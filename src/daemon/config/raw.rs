@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub concurrency: Option<i64>,
     pub author_trusted: Option<bool>,
     pub tcp: Option<RawTcp>,
+    pub api: Option<RawApi>,
     pub retention: Option<RawRetention>,
     pub shutdown: Option<RawShutdown>,
     pub recovery: Option<RawRecovery>,
@@ -49,6 +50,17 @@ pub struct RawArtifacts {
 pub struct RawTcp {
     pub listen: String,
     pub token_file: String,
+}
+
+/// `[api]`: bounds on the listeners and the event followers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub max_connections: Option<i64>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_followers: Option<i64>,
+    pub max_followers_per_task: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

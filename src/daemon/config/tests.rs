@@ -30,6 +30,7 @@ fn an_empty_config_gets_the_defaults() {
     assert_eq!(c.shutdown.mode, ShutdownMode::Cancel);
     assert_eq!(c.recovery.sweep, Sweep::All);
     assert!(!c.recovery.requeue_interrupted);
+    assert_eq!(c.api, DEFAULT_API);
 }
 
 #[test]
@@ -115,6 +116,13 @@ fn bad_values_name_the_field() {
         ("[shutdown]\nmode = \"later\"", "shutdown.mode"),
         ("[shutdown]\ntimeout = \"2d\"", "shutdown.timeout"),
         ("[recovery]\nsweep = \"some\"", "recovery.sweep"),
+        ("[api]\nmax_connections = 0", "api.max_connections"),
+        ("[api]\nheader_timeout = \"0s\"", "api.header_timeout"),
+        ("[api]\nbody_timeout = \"1h\"", "api.body_timeout"),
+        (
+            "[api]\nmax_followers = 2\nmax_followers_per_task = 3",
+            "api.max_followers_per_task",
+        ),
         (
             "[recovery]\nsweep_interval = \"0s\"",
             "recovery.sweep_interval",

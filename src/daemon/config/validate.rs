@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::raw::{RawConfig, RawNotify, RawRecovery, RawRetention, RawShutdown, RawTcp};
+use super::raw::{RawApi, RawConfig, RawNotify, RawRecovery, RawRetention, RawShutdown, RawTcp};
 use super::*;
 use crate::units::parse_duration;
 
@@ -84,6 +84,7 @@ impl V<'_> {
             concurrency: self.concurrency(raw.concurrency)?,
             author_trusted: raw.author_trusted.unwrap_or(false),
             tcp: raw.tcp.map(|t| self.tcp(t)).transpose()?,
+            api: self.api(raw.api.unwrap_or_default())?,
             retention: self.retention(raw.retention.unwrap_or_default())?,
             shutdown: self.shutdown(raw.shutdown.unwrap_or_default())?,
             recovery: self.recovery(raw.recovery.unwrap_or_default())?,
@@ -147,6 +148,47 @@ impl V<'_> {
             .abs("tcp.token_file", Some(t.token_file))?
             .unwrap_or_default();
         Ok(Tcp { listen, token_file })
+    }
+
+    fn api(&self, a: RawApi) -> Result<Api, ConfigError> {
+        let d = DEFAULT_API;
+        let count = |field: &str, n: Option<i64>, default: usize| match n {
+            None => Ok(default),
+            Some(n) if (1..=MAX_API_CONNECTIONS as i64).contains(&n) => Ok(n as usize),
+            Some(n) => Err(self.err(
+                field,
+                format!("{n} is out of range; accepted: 1 to {MAX_API_CONNECTIONS}"),
+            )),
+        };
+        let time = |field: &str, t: Option<String>, default: Duration| match self.duration(
+            field,
+            t,
+            MAX_API_TIMEOUT,
+        )? {
+            Some(t) if t.is_zero() => Err(self.err(field, "must be longer than 0s")),
+            t => Ok(t.unwrap_or(default)),
+        };
+        let api = Api {
+            max_connections: count("api.max_connections", a.max_connections, d.max_connections)?,
+            header_timeout: time("api.header_timeout", a.header_timeout, d.header_timeout)?,
+            body_timeout: time("api.body_timeout", a.body_timeout, d.body_timeout)?,
+            max_followers: count("api.max_followers", a.max_followers, d.max_followers)?,
+            max_followers_per_task: count(
+                "api.max_followers_per_task",
+                a.max_followers_per_task,
+                d.max_followers_per_task,
+            )?,
+        };
+        if api.max_followers_per_task > api.max_followers {
+            return Err(self.err(
+                "api.max_followers_per_task",
+                format!(
+                    "{} is more than api.max_followers ({})",
+                    api.max_followers_per_task, api.max_followers
+                ),
+            ));
+        }
+        Ok(api)
     }
 
     pub(super) fn duration(

@@ -45,7 +45,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<Shared>, route: &str) -> Re
         return reply::unavailable("the daemon is shutting down; the forge will redeliver");
     }
     let headers = req.headers().clone();
-    let body = match read_body(req).await {
+    let body = match read_body(req, ctx.config.api.body_timeout).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -120,12 +120,18 @@ pub fn ignored(why: &str) -> Response<Body> {
     super::api::reply::json(StatusCode::OK, &json!({ "ignored": why }))
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
+/// The raw body within `[api] body_timeout` (before the signature can be checked, the sender
+/// is anyone: a trickled body must not hold the connection) and the size limit.
+async fn read_body(
+    req: Request<Incoming>,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, Response<Body>> {
     use super::api::reply;
-    match Limited::new(req.into_body(), verify::MAX_BODY)
-        .collect()
-        .await
-    {
+    let read = Limited::new(req.into_body(), verify::MAX_BODY).collect();
+    let Ok(read) = tokio::time::timeout(timeout, read).await else {
+        return Err(super::api::body_timed_out(timeout));
+    };
+    match read {
         Ok(b) => Ok(b.to_bytes().to_vec()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             let msg = format!("the payload is larger than {} bytes", verify::MAX_BODY);

@@ -13,6 +13,10 @@ pub const CHANNEL_QUEUE: &str = "airlock_queue";
 /// Notified (payload: the task id) when a task's events are stored.
 pub const CHANNEL_EVENTS: &str = "airlock_events";
 
+/// Notifications waiting to be handled; more are dropped (each is only a wake-up, and the
+/// dispatcher and followers re-read on a timer), so a burst never grows the daemon's memory.
+const PENDING: usize = 1024;
+
 /// Wait between reconnects.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -40,7 +44,7 @@ where
     F: Fn(&str, &str) + Send + Sync,
 {
     let (client, mut conn) = config.connect(NoTls).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(PENDING);
     // The connection is driven here; notifications come back over the channel, and the
     // channel closes when the connection ends.
     let driver = tokio::spawn(async move {
@@ -48,11 +52,11 @@ where
         while let Some(m) = messages.next().await {
             match m {
                 Ok(AsyncMessage::Notification(n)) => {
-                    let _ = tx.send(Ok((n.channel().to_string(), n.payload().to_string())));
+                    let _ = tx.try_send(Ok((n.channel().to_string(), n.payload().to_string())));
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    let _ = tx.send(Err(e)).await;
                     return;
                 }
             }
