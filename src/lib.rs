@@ -19,5 +19,6 @@ pub mod store;
 pub mod tomlpath;
 pub mod trigger;
 pub mod units;
+pub mod untrusted;
 pub mod vocab;
 pub mod workspace;

@@ -169,7 +169,7 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    airlock::untrusted::to_json(&summary, true).unwrap_or_default()
                 );
             }
             eprintln!("{}", airlock::artifacts::neutralise(&describe(&summary)));
@@ -184,7 +184,7 @@ async fn run_async(spec: spec::TaskSpec, opts: RunOptions, json: bool, verbose: 
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(summary).unwrap_or_default()
+                    airlock::untrusted::to_json(summary, true).unwrap_or_default()
                 );
             }
             let what = if code == Exit::Refused {

@@ -75,7 +75,9 @@ impl EventLog {
         self.write(kind, fields);
     }
 
-    fn write(&mut self, kind: &str, fields: Value) {
+    fn write(&mut self, kind: &str, mut fields: Value) {
+        // Events carry container output (failure text, file names): one sanitiser for all.
+        crate::untrusted::neutralise_json(&mut fields);
         self.seq += 1;
         let mut obj = Map::new();
         obj.insert("seq".into(), json!(self.seq));

@@ -97,27 +97,7 @@ fn incomplete_suffix(b: &[u8]) -> usize {
     0
 }
 
-/// Render control characters (C0 except newline and tab, DEL, C1) as `\xNN` / `\u{NN}` text.
-/// A carriage return alone becomes a newline so it cannot overwrite what was printed.
-pub fn neutralise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\r' => out.push('\n'),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if (0x80..=0x9f).contains(&(c as u32)) => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::untrusted::neutralise;
 
 #[cfg(test)]
 mod tests {

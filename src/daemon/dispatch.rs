@@ -261,7 +261,7 @@ impl Dispatcher {
             Reason::Cancelled,
             msg,
         );
-        let json = serde_json::to_string(&summary).unwrap_or_default();
+        let json = crate::untrusted::to_json(&summary, false).unwrap_or_default();
         let (task, stored) = (id.to_string(), json.clone());
         if let Err(e) = self.ctx.db.set_summary(task, stored).await {
             tracing::warn!(task = id, error = %e, "cannot store the summary");

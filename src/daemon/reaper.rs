@@ -58,7 +58,7 @@ async fn settle_lost(ctx: &Shared, t: &LostTask) {
         Some(lost_message(t.push_started).into()),
         String::new(),
     );
-    let json = serde_json::to_string(&summary).unwrap_or_default();
+    let json = crate::untrusted::to_json(&summary, false).unwrap_or_default();
     if let Err(e) = ctx.db.set_summary(t.id.clone(), json.clone()).await {
         tracing::warn!(task = %t.id, error = %e, "reaper: cannot store the summary");
     }

@@ -36,8 +36,8 @@ pub fn write(
 
 fn write_files(root: &Path, summary: &Summary) -> Result<(), String> {
     let dir = ArtifactDir::create(root, &summary.task_id).map_err(|e| e.to_string())?;
-    let bytes = serde_json::to_vec_pretty(summary).map_err(|e| e.to_string())?;
-    write_atomic(&dir.path("summary.json"), &bytes).map_err(|e| e.to_string())?;
+    let bytes = crate::untrusted::to_json(summary, true).map_err(|e| e.to_string())?;
+    write_atomic(&dir.path("summary.json"), bytes.as_bytes()).map_err(|e| e.to_string())?;
     bundle(&dir.dir, &dir.task_id)
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -55,6 +55,6 @@ pub fn end_of(summary: &Summary) -> End {
         state: summary.state,
         reason: summary.reason,
         message: summary.message.clone(),
-        summary: serde_json::to_string(summary).ok(),
+        summary: crate::untrusted::to_json(summary, false).ok(),
     }
 }

@@ -58,7 +58,9 @@ impl AirlockDir {
         if let Some(f) = feedback {
             write_atomic(
                 &self.dir.join("feedback.json"),
-                &serde_json::to_vec_pretty(f).unwrap_or_default(),
+                crate::untrusted::to_json(f, true)
+                    .unwrap_or_default()
+                    .as_bytes(),
             )?;
         }
         write_atomic(

@@ -237,7 +237,8 @@ fn write_summary(dir: &ArtifactDir, summary: &Summary) {
 
 /// [`write_summary`], with every held secret masked in the summary.
 fn write_summary_masked(dir: &ArtifactDir, summary: &Summary, redactor: &Redactor) {
-    let bytes = redactor.redact(&serde_json::to_vec_pretty(summary).unwrap_or_default());
+    let json = crate::untrusted::to_json(summary, true).unwrap_or_default();
+    let bytes = redactor.redact(json.as_bytes());
     if let Err(e) = write_atomic(&dir.path("summary.json"), &bytes) {
         tracing::error!(error = %e, "cannot write summary.json");
     }

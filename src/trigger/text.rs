@@ -9,10 +9,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 /// The marker appended where text was cut.
 pub const CUT_MARKER: &str = "\n\n[airlock: the issue text was cut here]\n";
 
-/// Characters that reorder or hide text (Trojan Source) or are invisible formatting.
-fn is_hidden(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}')
-}
+use crate::untrusted::is_hidden;
 
 /// Keep newlines and tabs; drop every other control (C0, DEL, C1) and hidden character.
 pub fn strip_controls(text: &str) -> String {

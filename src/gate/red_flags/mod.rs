@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use self::diff::{Change, FileDiff};
 use self::testpath::{file_name, is_code_path, is_snapshot_path, is_test_file_name, is_test_path};
+mod bidi;
 mod config_edits;
 pub(crate) mod diff;
 mod markers;
@@ -46,6 +47,8 @@ pub enum RedFlagKind {
     GateConfigEdited,
     /// Tests the base ran that the agent's gate run no longer reports (see `origin`).
     TestsNotRun,
+    /// A bidirectional control character (Trojan Source) in an added line or a file name.
+    BidiControl,
 }
 
 /// Inspect a unified diff (`git diff --binary`) and list its red flags, ordered by file, line.
@@ -55,6 +58,7 @@ pub fn red_flags(diff: &str) -> Vec<RedFlag> {
     let mut flags = Vec::new();
     for file in &files {
         deleted_test_file(file, &mut flags);
+        bidi::bidi_controls(file, &mut flags);
         snapshot_rewritten(file, &mut flags);
         markers::added_markers(file, &moved, &mut flags);
         config_edits::gate_config(file, &mut flags);
