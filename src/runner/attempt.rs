@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::containers::Ran;
 use super::context::AirlockDir;
+use super::engine_port::Containers;
 use super::gate_run::GateResult;
 use super::{event_log, state_json, Progress, RunOptions};
 use crate::artifacts::{
@@ -15,7 +16,7 @@ use crate::artifacts::{
 use crate::gate::{self, Failure};
 use crate::judge::{judge, AttemptFacts, Budget, ContainerFacts, GateFacts, Verdict};
 use crate::policy::{scope, Admission, ScopeVerdict};
-use crate::sandbox::{Engine, SandboxError, LABEL_TASK};
+use crate::sandbox::SandboxError;
 use crate::spec::TaskSpec;
 use crate::vocab::Reason;
 use crate::workspace::{mount_tmpfs, Diff, DiffLimits, Workspace};
@@ -27,7 +28,7 @@ const MAX_DIFF_FILE: u64 = 64 << 20;
 pub struct TaskRun {
     pub(super) spec: TaskSpec,
     pub(super) adm: Admission,
-    pub(super) engine: Engine,
+    pub(super) engine: std::sync::Arc<dyn Containers>,
     pub(super) ws: Workspace,
     pub(super) artifacts: ArtifactDir,
     pub(super) events: EventLog,
@@ -62,7 +63,7 @@ impl TaskRun {
     pub fn new(
         spec: TaskSpec,
         adm: Admission,
-        engine: Engine,
+        engine: std::sync::Arc<dyn Containers>,
         ws: Workspace,
         opts: &RunOptions,
         task_id: String,
@@ -350,8 +351,7 @@ impl TaskRun {
     pub async fn finish(&mut self, keep: bool) {
         self.stop_egress();
         self.abort_baseline();
-        let (_, err) = self.engine.sweep(Some((LABEL_TASK, &self.task_id))).await;
-        if let Some(e) = err {
+        if let Some(e) = self.engine.sweep_task(&self.task_id).await {
             tracing::warn!(error = %e, "sweep of the task's containers failed");
         }
         if let Err(e) = tokio::task::block_in_place(|| self.ws.tear_down(keep)) {

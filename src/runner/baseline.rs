@@ -17,6 +17,7 @@ use super::attempt::TaskRun;
 use super::baseline_cache::{self as cache, Key};
 use super::containers::Job;
 use super::deadline_after;
+use super::engine_port::Containers;
 use super::gate_run::GateResult;
 use crate::artifacts::{neutralise, write_atomic, CappedLog};
 use crate::gate::{
@@ -24,7 +25,7 @@ use crate::gate::{
     StreamParser, TestCounts,
 };
 use crate::policy::Preexisting;
-use crate::sandbox::{ContainerPlan, Ended, Engine, MountPlan, RunOutcome};
+use crate::sandbox::{ContainerPlan, Ended, MountPlan, RunOutcome};
 
 /// At most this many failures per command are kept in the cache.
 const MAX_FAILURES: usize = 500;
@@ -80,7 +81,7 @@ impl TaskRun {
     ) -> Result<BaselineState, String> {
         let key = Key {
             base_commit: self.ws.base_commit.clone(),
-            gate_image_id: image_id(&self.engine, image).await?,
+            gate_image_id: self.engine.image_id(image).await?,
             commands: commands.to_vec(),
             env: self
                 .spec
@@ -257,18 +258,9 @@ pub(super) fn blocking(
     introduced
 }
 
-async fn image_id(engine: &Engine, image: &str) -> Result<String, String> {
-    let img = engine
-        .docker()
-        .inspect_image(image)
-        .await
-        .map_err(|e| format!("inspect image {image}: {e}"))?;
-    img.id.ok_or_else(|| format!("image {image} has no id"))
-}
-
 /// The background half: owns what it needs, so it runs beside the agent's container.
 struct Background {
-    engine: Engine,
+    engine: Arc<dyn Containers>,
     plans: Vec<ContainerPlan>,
     deadline: tokio::time::Instant,
     cancel: CancellationToken,

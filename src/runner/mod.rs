@@ -8,10 +8,15 @@ mod ci_step;
 mod containers;
 mod context;
 mod context_scope;
+pub mod engine_port;
 mod export;
+#[cfg(test)]
+mod fake_engine;
 mod gate_run;
 mod gate_view;
 pub mod ids;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod model_egress;
 mod progress;
 mod push_step;
@@ -19,6 +24,7 @@ mod risk_step;
 mod startfail;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -29,6 +35,8 @@ use crate::policy::{admit, Admission, Policies, Trigger};
 use crate::sandbox::{Engine, SandboxError};
 use crate::spec::TaskSpec;
 use crate::vocab::{Exit, Reason};
+use engine_port::Containers;
+
 use crate::workspace::{prepare, PrepareOptions, SourceError, Workspace, WorkspaceError};
 
 pub use ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
@@ -98,10 +106,47 @@ impl NotRun {
 /// Run one task to a terminal state. `Ok` means it ran (whatever its state); the summary and
 /// artifacts are written. `Err` means nothing ran.
 pub async fn run_task(
+    spec: TaskSpec,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    progress: Progress,
+) -> Result<Summary, NotRun> {
+    run_task_on(spec, opts, cancel, progress, Connect::Engine).await
+}
+
+/// The engine the task's containers run on: connected, checked, and the orphans of dead runs
+/// recovered, before anything of this task is created.
+async fn connect_engine(
+    spec: &TaskSpec,
+    adm: &Admission,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> Result<Arc<dyn Containers>, NotRun> {
+    let engine = preflight(spec, adm).await?;
+    progress.phase(
+        "engine",
+        &format!("{} at {}", engine.info(), engine.endpoint()),
+    );
+    recover(&opts.state_dir, &engine, progress).await;
+    Ok(Arc::new(engine))
+}
+
+/// Where a task's containers run.
+enum Connect {
+    /// The engine at `DOCKER_HOST` ([`connect_engine`]).
+    Engine,
+    /// Containers the caller made (the unit tests' recording fake).
+    #[cfg(test)]
+    Given(Arc<dyn Containers>),
+}
+
+/// [`run_task`] on the containers `connect` names.
+async fn run_task_on(
     mut spec: TaskSpec,
     opts: &RunOptions,
     cancel: CancellationToken,
     progress: Progress,
+    connect: Connect,
 ) -> Result<Summary, NotRun> {
     let started = Instant::now();
     let task_id = opts.task_id.clone().unwrap_or_else(new_task_id);
@@ -123,12 +168,11 @@ pub async fn run_task(
             admission.runtime.as_str()
         ),
     );
-    let engine = preflight(&spec, &admission).await?;
-    progress.phase(
-        "engine",
-        &format!("{} at {}", engine.info(), engine.endpoint()),
-    );
-    recover(&opts.state_dir, &engine, &progress).await;
+    let engine = match connect {
+        Connect::Engine => connect_engine(&spec, &admission, opts, &progress).await?,
+        #[cfg(test)]
+        Connect::Given(c) => c,
+    };
     let ws = prepare_workspace(&spec, opts, &task_id, &admission, &cancel).await?;
     progress.phase(
         "prepare",

@@ -11,7 +11,6 @@ use super::attempt::TaskRun;
 use super::PushGate;
 use crate::artifacts::{State, Summary};
 use crate::push::{self, flow, Job, PushError, Remote, Skip};
-use crate::sandbox::LABEL_TASK;
 use crate::secrets::Held;
 
 /// [`Job`] with its data owned, so it can cross onto the blocking pool.
@@ -187,10 +186,7 @@ impl TaskRun {
 
     /// No token exists while a container of the task does.
     pub(super) async fn containers_gone(&self) -> Result<(), PushError> {
-        let listed = self
-            .engine
-            .list_managed(Some((LABEL_TASK, &self.task_id)))
-            .await;
+        let listed = self.engine.task_containers(&self.task_id).await;
         match listed {
             Ok(ids) if ids.is_empty() => Ok(()),
             Ok(ids) => Err(PushError::ContainersRemain { count: ids.len() }),
