@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::engine_port::Containers;
 use crate::sandbox::{ContainerPlan, Ended, EngineInfo, EngineKind, RunOutcome, SandboxError};
 
+/// What a fake container does to its mounts: `(workspace, airlock)` host dirs.
+pub type Effect = dyn FnOnce(&std::path::Path, &std::path::Path) + Send;
+
 /// How one fake container ends.
 pub struct Scripted {
     pub exit_code: i64,
@@ -21,7 +24,7 @@ pub struct Scripted {
     pub hang: bool,
     /// Done to the container's view before it "exits" (the agent's edits): gets the host
     /// directory mounted at `/workspace` and the one mounted at `/airlock`.
-    pub effect: Option<Box<dyn FnOnce(&std::path::Path, &std::path::Path) + Send>>,
+    pub effect: Option<Box<Effect>>,
 }
 
 impl Scripted {
