@@ -10,7 +10,8 @@
 # is left alone. The debootstrap rootfs is cached as a tarball under $AIRLOCK_CACHE
 # (default /var/cache/airlock), keyed by suite, variant, packages and the cleanup code.
 #
-# Environment: AIRLOCK_CACHE, AIRLOCK_DEBIAN_MIRROR (default http://deb.debian.org/debian),
+# Environment: AIRLOCK_CACHE, AIRLOCK_DEBIAN_MIRROR (default: the mirror this machine's apt
+# sources name, see scripts/apt-mirror.sh),
 # BUSYBOX (path of a static busybox; default: /bin/busybox from Debian's busybox-static).
 # ENGINE=podman: also copy each image into Podman's storage (`docker save | podman load`), skipped
 # when Podman already holds an image with the same airlock.inputs label.
@@ -22,7 +23,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${AIRLOCK_CACHE:-/var/cache/airlock}
-MIRROR=${AIRLOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=scripts/apt-mirror.sh
+source "$ROOT/scripts/apt-mirror.sh"
+MIRROR=                           # resolved by debian_mirror when debootstrap needs it
 export DOCKER_BUILDKIT=0          # the classic builder: FROM scratch / local images, no pulls
 
 DEMO_SUITE=bookworm
@@ -175,6 +178,7 @@ demo_rootfs_tar() {
     fi
     command -v debootstrap >/dev/null || apt_install debootstrap
     [ "$(id -u)" = 0 ] || die "debootstrap needs root"
+    MIRROR=$(debian_mirror) || die "cannot tell which Debian mirror to debootstrap from"
     mkdir -p "$CACHE"
     new_tmp work
     log=$CACHE/debootstrap.log

@@ -105,3 +105,56 @@ fn podman_setup_registers_the_runsc_wrapper_and_keeps_the_rest_of_containers_con
     assert!(script.contains("--network=none \"$@\""), "{script}");
     assert_eq!(run(), "", "a second run must change nothing");
 }
+
+/// `scripts/apt-mirror.sh` over an apt dir the test writes.
+fn mirror(apt: &Path, over: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg("scripts/apt-mirror.sh")
+        .current_dir(repo())
+        .env("AIRLOCK_APT_DIR", apt)
+        .env_remove("AIRLOCK_DEBIAN_MIRROR");
+    if let Some(url) = over {
+        cmd.env("AIRLOCK_DEBIAN_MIRROR", url);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_debian_mirror_comes_from_the_machines_apt_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = dir.path();
+    std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
+    // Nothing configured: an error naming the dir and the override, never a guessed mirror.
+    let (ok, out, err) = mirror(apt, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains(&apt.display().to_string()) && err.contains("AIRLOCK_DEBIAN_MIRROR"),
+        "{err}"
+    );
+    // deb822: the security entry is skipped, a deb-src-and-deb entry counts.
+    std::fs::write(
+        apt.join("sources.list.d/debian.sources"),
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n\
+         Types: deb-src deb\nURIs: https://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n",
+    )
+    .unwrap();
+    assert_eq!(mirror(apt, None).1, "https://mirror.example/debian");
+    // One-line sources.list comes first; options in brackets and -security lines are skipped.
+    std::fs::write(
+        apt.join("sources.list"),
+        "# local\ndeb [arch=amd64 signed-by=/k.gpg] http://s.example/debian-security bookworm-security main\n\
+         deb [signed-by=/k.gpg] http://one.example/debian bookworm main\n",
+    )
+    .unwrap();
+    assert_eq!(mirror(apt, None).1, "http://one.example/debian");
+    // The override wins.
+    assert_eq!(
+        mirror(apt, Some("http://override.example/debian")).1,
+        "http://override.example/debian"
+    );
+}
