@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::policy::ScopeVerdict;
-use crate::sandbox::Ended;
-use crate::vocab::{Reason, State};
+use crate::vocab::{Ended, Reason, State};
 
 /// How one container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

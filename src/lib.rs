@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod daemon;
 pub mod egress;
 pub mod gate;
+pub mod ids;
 pub mod judge;
 pub mod policy;
 pub mod push;

@@ -85,7 +85,7 @@ pub fn plan_grants(names: &[String]) -> Vec<Grant> {
             name: n.clone(),
             env_name: n.to_ascii_uppercase(),
             port: BASE_PORT + i as u16,
-            placeholder: format!("sk-airlock-{}", crate::runner::random_hex(16)),
+            placeholder: format!("sk-airlock-{}", crate::ids::random_hex(16)),
         })
         .collect()
 }

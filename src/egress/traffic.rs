@@ -160,8 +160,8 @@ impl Traffic {
     /// Record a refused request (method and path only; the path is capped and neutralised).
     pub fn refuse(&self, provider: &str, method: &str, path: &str, status: u16, why: &str) {
         let path =
-            crate::artifacts::neutralise(&path.chars().take(MAX_PATH_KEPT).collect::<String>());
-        let method = crate::artifacts::neutralise(&method.chars().take(16).collect::<String>());
+            crate::untrusted::neutralise(&path.chars().take(MAX_PATH_KEPT).collect::<String>());
+        let method = crate::untrusted::neutralise(&method.chars().take(16).collect::<String>());
         tracing::warn!(provider, %method, %path, status, why, "model proxy refused a request");
         let mut g = self.lock();
         let p = g.report.providers.entry(provider.into()).or_default();

@@ -14,7 +14,6 @@ mod export;
 mod fake_engine;
 mod gate_run;
 mod gate_view;
-pub mod ids;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod model_egress;
@@ -39,7 +38,7 @@ use engine_port::Containers;
 
 use crate::workspace::{prepare, PrepareOptions, SourceError, Workspace, WorkspaceError};
 
-pub use ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
+pub use crate::ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
 pub use progress::Progress;
 
 /// How to run a task.

@@ -75,7 +75,7 @@ pub fn recover_stale(state_dir: &Path) -> Vec<String> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let id = name.strip_suffix(".lock").unwrap_or(&name).to_string();
-        if recovered.contains(&id) || !crate::runner::valid_task_id(&id) {
+        if recovered.contains(&id) || !crate::ids::valid_task_id(&id) {
             continue;
         }
         let Ok(Some(lock)) = TaskLock::try_acquire(&tasks, &id) else {
