@@ -6,7 +6,9 @@
 //! For each map it listens on `127.0.0.1:PORT` inside the container (whose network is `none`:
 //! loopback only) and copies bytes both ways between each connection and the unix socket
 //! `SOCKET`, which airlock's per-task proxy serves on the host. Then it runs the program and
-//! exits with its exit code (128 + signal when it was killed). It knows no key, parses no HTTP
+//! exits with its exit code (128 + signal when it was killed). SIGTERM, SIGINT, SIGHUP and
+//! SIGQUIT sent to the forwarder (the engine's stop, via the container's init) are passed on to
+//! the program, so the agent gets its chance to stop cleanly. It knows no key, parses no HTTP
 //! and can reach nothing but the sockets it was given.
 
 use std::io::{Read, Write};
@@ -15,7 +17,58 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
+
+/// The signals passed on to the program.
+const FORWARDED: [i32; 4] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT];
+const SIGHUP: i32 = 1;
+const SIGINT: i32 = 2;
+const SIGQUIT: i32 = 3;
+const SIGTERM: i32 = 15;
+
+// The few libc calls signal forwarding needs; the binary is std only (no crates), and std
+// links libc anyway. `signal` is glibc's (BSD semantics: the handler stays, calls restart).
+extern "C" {
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The program's pid once it runs; 0 before.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal not passed on yet (it came before the program ran); 0 when none.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+/// Async-signal-safe: atomics and `kill`. A signal that comes before the program runs waits in
+/// `PENDING` for [`deliver_pending`]; whichever side takes it from there sends it, once.
+extern "C" fn pass_on(sig: i32) {
+    PENDING.store(sig, Ordering::SeqCst);
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        let sig = PENDING.swap(0, Ordering::SeqCst);
+        if sig != 0 {
+            // SAFETY: kill is async-signal-safe; pid is our own child (never 0: not the group).
+            unsafe { kill(pid, sig) };
+        }
+    }
+}
+
+/// Called once the program runs: pass on a signal that came before.
+fn deliver_pending(pid: i32) {
+    CHILD.store(pid, Ordering::SeqCst);
+    let sig = PENDING.swap(0, Ordering::SeqCst);
+    if sig != 0 {
+        // SAFETY: plain libc call on our own child.
+        unsafe { kill(pid, sig) };
+    }
+}
+
+fn forward_signals() {
+    for s in FORWARDED {
+        // SAFETY: installs a handler that only does async-signal-safe work.
+        unsafe { signal(s, pass_on as extern "C" fn(i32) as usize) };
+    }
+}
 
 /// Exit code when the forwarder itself cannot start (as `docker run` uses for its own faults).
 const SETUP_FAILED: u8 = 125;
@@ -98,10 +151,15 @@ fn run(args: Args) -> Result<u8, String> {
     for (port, sock) in args.maps {
         listen(port, sock)?;
     }
-    let status = Command::new(&args.argv[0])
+    forward_signals();
+    let mut child = Command::new(&args.argv[0])
         .args(&args.argv[1..])
-        .status()
+        .spawn()
         .map_err(|e| format!("cannot run `{}`: {e}", args.argv[0]))?;
+    deliver_pending(child.id() as i32);
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for `{}`: {e}", args.argv[0]))?;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c as u8,
         (None, Some(s)) => 128u8.wrapping_add(s as u8),

@@ -290,6 +290,9 @@ impl Dispatcher {
             return self.step(Event::Finished(o.id)).await;
         }
         self.ctx.metrics.finished(o.end.state, Some(o.run_seconds));
+        if let Some(summary) = &o.end.summary {
+            self.ctx.metrics.model_traffic_of(summary);
+        }
         tracing::info!(task = %o.id, state = o.end.state.as_str(), reason = %o.end.reason, seconds = o.run_seconds, "task finished");
         if let Some(summary) = o.end.summary {
             self.ctx.notifier.send(&o.id, summary);

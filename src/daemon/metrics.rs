@@ -1,10 +1,14 @@
 //! `/metrics` in the Prometheus text format: queue depth, running tasks, tasks by final state,
-//! task duration and container-start duration histograms. Recording and rendering are pure.
+//! task duration and container-start duration histograms, model-API traffic per provider.
+//! Recording and rendering are pure.
 
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+
 use crate::artifacts::State;
+use crate::egress::TrafficReport;
 use crate::store::FINAL_STATES;
 
 /// Task run time (seconds): from a worker taking it to its final state.
@@ -71,6 +75,17 @@ struct Inner {
     start_seconds: Histogram,
     connections_refused: u64,
     followers_refused: u64,
+    /// Per provider name (operator-defined in models.toml, so few).
+    models: BTreeMap<String, ModelCounts>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ModelCounts {
+    requests: u64,
+    refused: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    budgets_exhausted: u64,
 }
 
 /// The daemon's metrics since it started (queue depth and running are read at scrape time).
@@ -94,6 +109,7 @@ impl Default for Metrics {
                 start_seconds: Histogram::new(START_BUCKETS),
                 connections_refused: 0,
                 followers_refused: 0,
+                models: BTreeMap::new(),
             }),
         }
     }
@@ -153,6 +169,43 @@ impl Metrics {
         self.with(|m| m.followers_refused += 1);
     }
 
+    /// A finished task's `summary.json` (as stored): add its `model_traffic`, if it has one.
+    pub fn model_traffic_of(&self, summary: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(summary) else {
+            return;
+        };
+        let Some(t) = v.get("model_traffic").filter(|t| !t.is_null()) else {
+            return;
+        };
+        if let Ok(r) = serde_json::from_value::<TrafficReport>(t.clone()) {
+            self.model_traffic(&r);
+        }
+    }
+
+    /// Add one task's model traffic.
+    pub fn model_traffic(&self, r: &TrafficReport) {
+        self.with(|m| {
+            for (name, p) in &r.providers {
+                let c = m.models.entry(name.clone()).or_default();
+                c.requests += p.requests;
+                c.refused += p.refused_count;
+                c.bytes_up += p.bytes_up;
+                c.bytes_down += p.bytes_down;
+            }
+            // Which provider's budget ran out is in the text; count it on each of the task's.
+            if r.exhausted.is_some() {
+                for name in r.providers.keys() {
+                    if r.exhausted
+                        .as_deref()
+                        .is_some_and(|e| e.contains(&format!("`{name}`")))
+                    {
+                        m.models.entry(name.clone()).or_default().budgets_exhausted += 1;
+                    }
+                }
+            }
+        });
+    }
+
     pub fn container_started(&self, seconds: f64) {
         self.with(|m| m.start_seconds.observe(seconds));
     }
@@ -188,9 +241,64 @@ impl Metrics {
             m.claim_seconds.render(&mut out, "airlock_claim_duration_seconds", "Round trip of one claim from the queue.");
             m.task_seconds.render(&mut out, "airlock_task_duration_seconds", "Run time of tasks, from start to final state.");
             m.start_seconds.render(&mut out, "airlock_container_start_duration_seconds", "Engine create-to-start time of task containers.");
+            render_models(&mut out, &m.models);
         });
         out
     }
+}
+
+/// Per-provider model families; always present (no samples until a task used a model).
+fn render_models(out: &mut String, models: &BTreeMap<String, ModelCounts>) {
+    type Field = fn(&ModelCounts) -> u64;
+    let families: [(&str, &str, Field); 4] = [
+        (
+            "airlock_model_requests_total",
+            "Model-API requests forwarded upstream, per provider.",
+            |c| c.requests,
+        ),
+        (
+            "airlock_model_refused_total",
+            "Model-API requests the proxy refused (route, key, budget), per provider.",
+            |c| c.refused,
+        ),
+        (
+            "airlock_model_budget_exhausted_total",
+            "Tasks ended because a model budget ran out, per provider.",
+            |c| c.budgets_exhausted,
+        ),
+        (
+            "airlock_model_bytes_total",
+            "Model-API bytes through the proxy, per provider and direction.",
+            |_| 0,
+        ),
+    ];
+    for (name, help, f) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (p, c) in models {
+            let p = label_value(p);
+            if name == "airlock_model_bytes_total" {
+                let _ = writeln!(
+                    out,
+                    "{name}{{provider=\"{p}\",direction=\"up\"}} {}",
+                    c.bytes_up
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}{{provider=\"{p}\",direction=\"down\"}} {}",
+                    c.bytes_down
+                );
+            } else {
+                let _ = writeln!(out, "{name}{{provider=\"{p}\"}} {}", f(c));
+            }
+        }
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -220,6 +328,38 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"2\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
         assert!(out.contains("x_sum 5\nx_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn model_traffic_is_counted_per_provider() {
+        let m = Metrics::default();
+        let summary = serde_json::json!({
+            "state": "needs_human",
+            "model_traffic": {
+                "exhausted": "model provider `anthropic`: the request budget of 2 is used up",
+                "providers": {
+                    "anthropic": {"requests": 2, "status": {"200": 2}, "bytes_up": 100, "bytes_down": 5000, "time_s": 0.5, "refused_count": 3, "refused": []},
+                    "openai": {"requests": 1, "status": {}, "bytes_up": 1, "bytes_down": 2, "time_s": 0.1, "refused_count": 0, "refused": []}
+                }
+            }
+        });
+        m.model_traffic_of(&summary.to_string());
+        m.model_traffic_of(&summary.to_string());
+        m.model_traffic_of("{\"model_traffic\": null}");
+        m.model_traffic_of("not json");
+        let text = m.render(0, 0);
+        for line in [
+            "airlock_model_requests_total{provider=\"anthropic\"} 4",
+            "airlock_model_requests_total{provider=\"openai\"} 2",
+            "airlock_model_refused_total{provider=\"anthropic\"} 6",
+            "airlock_model_budget_exhausted_total{provider=\"anthropic\"} 2",
+            "airlock_model_budget_exhausted_total{provider=\"openai\"} 0",
+            "airlock_model_bytes_total{provider=\"anthropic\",direction=\"up\"} 200",
+            "airlock_model_bytes_total{provider=\"anthropic\",direction=\"down\"} 10000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

@@ -284,11 +284,7 @@ impl ProviderProxy {
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, Refusal> {
         let u = &self.provider.upstream;
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let pq = without_query_keys(parts.uri.path(), parts.uri.query());
         let scheme = if u.https { "https" } else { "http" };
         let uri: Uri = format!("{scheme}://{}:{}{}{pq}", u.host, u.port, u.base_path)
             .parse()
@@ -354,6 +350,31 @@ fn strip(headers: &mut HeaderMap) {
 }
 
 /// Whether any auth header carries the task's placeholder (compared in constant time).
+/// Query parameters that carry a key (Gemini's `?key=`): dropped like the auth headers, so a
+/// key the client put in the URL never goes upstream; the real one travels in a header.
+const QUERY_KEYS: [&str; 2] = ["key", "api_key"];
+
+/// `path` and `query` for the upstream, without any [`QUERY_KEYS`] parameter (its name
+/// percent-decoded, any case). Every other parameter is kept byte for byte, in order.
+fn without_query_keys(path: &str, query: Option<&str>) -> String {
+    let Some(q) = query else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("").replace('+', " ");
+            let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy();
+            !QUERY_KEYS.iter().any(|k| name.eq_ignore_ascii_case(k))
+        })
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
 fn presents_placeholder(headers: &HeaderMap, placeholder: &str) -> bool {
     AUTH_HEADERS.iter().any(|h| {
         headers.get_all(*h).iter().any(|v| {

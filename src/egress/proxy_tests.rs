@@ -151,6 +151,29 @@ async fn the_real_key_replaces_the_placeholder_and_client_auth_is_stripped() {
 }
 
 #[tokio::test]
+async fn a_key_in_the_query_is_stripped_like_an_auth_header() {
+    let r = rig(1, ModelBudget::default()).await;
+    let req = post(
+        "/v1/messages?alt=sse&key=sk-airlock-placeholder&%6B%45y=x&api_key=y&keyed=1&a=%20b",
+        PH,
+        "{}",
+    );
+    assert_eq!(send(&r.sock, req).await.0, 200);
+    let (s, _) = send(&r.sock, post("/v1/messages?key=sk-leak", PH, "{}")).await;
+    assert_eq!(s, 200);
+    let seen = r.seen.lock().unwrap();
+    assert_eq!(seen[0].1, "/v1/messages?alt=sse&keyed=1&a=%20b");
+    assert_eq!(seen[1].1, "/v1/messages");
+    assert_eq!(seen[1].2["x-api-key"], "sk-real-key-0123456789");
+    assert_eq!(
+        without_query_keys("/p", Some("Key=1&x=2")),
+        "/p?x=2",
+        "any case"
+    );
+    assert_eq!(without_query_keys("/p", None), "/p");
+}
+
+#[tokio::test]
 async fn refusals_name_what_is_allowed_and_are_recorded() {
     let r = rig(1, ModelBudget::default()).await;
     let (s, body) = send(&r.sock, post("/v1/messages", None, "{}")).await;
