@@ -69,6 +69,21 @@ fn show(p: &airlock::policy::Policies, level: Option<&str>) -> i32 {
     Exit::Ok.code()
 }
 
+/// The agent's argv and env as a run of `spec` builds them (preset or command, wrapped in the
+/// forwarder), with stand-ins for the per-task placeholder and the prompt's text.
+fn agent_preview(spec: &spec::TaskSpec, a: &airlock::policy::Admission) -> serde_json::Value {
+    let names: Vec<String> = a.models.iter().map(|p| p.name.clone()).collect();
+    let mut grants = airlock::egress::plan_grants(&names);
+    for g in &mut grants {
+        g.placeholder = "sk-airlock-<per-task placeholder>".into();
+    }
+    let (argv, env) =
+        airlock::runner::model_egress::agent_run(spec, &grants, "<the text of /airlock/prompt.md>");
+    let env: serde_json::Map<String, serde_json::Value> =
+        env.into_iter().map(|(k, v)| (k, v.into())).collect();
+    serde_json::json!({ "preset": spec.agent.preset, "argv": argv, "env": env })
+}
+
 fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bool) -> i32 {
     let spec = match spec::load(task) {
         Ok(s) => s,
@@ -90,7 +105,10 @@ fn check(p: &airlock::policy::Policies, task: &Path, source: &str, untrusted: bo
         },
     ) {
         Ok(a) => {
-            let out = serde_json::json!({ "decision": "admitted", "level": a.level, "runtime": a.runtime, "run_gate": a.run_gate, "limits": a.limits, "rules": a.rules });
+            let mut out = serde_json::json!({ "decision": "admitted", "level": a.level, "runtime": a.runtime, "run_gate": a.run_gate, "limits": a.limits, "rules": a.rules });
+            if !a.models.is_empty() {
+                out["agent"] = agent_preview(&spec, &a);
+            }
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Exit::Ok.code()
         }

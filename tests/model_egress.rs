@@ -248,3 +248,64 @@ fn a_key_file_others_can_read_is_refused_naming_file_and_field() {
     );
     assert_text_clean(&ran.stderr, &r.key, "the error");
 }
+
+#[test]
+fn policy_check_prints_a_presets_argv_and_env() {
+    let r = rig("requests = 10");
+    let text = format!(
+        "title = \"t\"\nlevel = \"L2\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/agents:latest\"\npreset = \"claude-code\"\nmodel = \"claude-x\"\nmodels = [\"anthropic\"]\n[gate]\ncommands = [[\"true\"]]\n",
+        common::toml_str(&r.w.repo.display().to_string())
+    );
+    let spec = r.w.write_spec(&text);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["policy", "check"])
+        .arg(&spec)
+        .arg("--policies")
+        .arg(&r.w.policies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v["agent"];
+    assert_eq!(a["preset"], "claude-code", "{v}");
+    let argv: Vec<&str> = a["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(argv[0], "/airlock/model/airlock-forward", "{argv:?}");
+    let cli = argv.iter().position(|x| *x == "--").unwrap() + 1;
+    assert_eq!(
+        &argv[cli..],
+        [
+            "claude",
+            "-p",
+            "--output-format",
+            "text",
+            "--dangerously-skip-permissions",
+            "--model",
+            "claude-x",
+            "<the text of /airlock/prompt.md>"
+        ]
+    );
+    assert_eq!(a["env"]["ANTHROPIC_BASE_URL"], "http://127.0.0.1:41100");
+    assert_eq!(
+        a["env"]["ANTHROPIC_API_KEY"],
+        "sk-airlock-<per-task placeholder>"
+    );
+    assert_eq!(
+        a["env"]["AIRLOCK_MODEL_ANTHROPIC_URL"],
+        "http://127.0.0.1:41100"
+    );
+    assert_text_clean(
+        &String::from_utf8_lossy(&out.stdout),
+        &r.key,
+        "policy check",
+    );
+}
