@@ -4,6 +4,12 @@
 //! trickled webhook body gets `408` after `body_timeout`, followers are capped per task and in
 //! all, and slow followers of a flooding task do not grow the daemon's memory.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -2,6 +2,12 @@
 //! at `logs/`, at a file name or in a copied tree is refused, and nothing lands outside the root.
 //! Real file system, as root (the runner's own user); no engine needed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
 

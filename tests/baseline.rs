@@ -2,6 +2,12 @@
 //! still run, and it is computed once per base. Real engine and the demo image (python3 and
 //! pytest); never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::{toml_argv, toml_str, World};

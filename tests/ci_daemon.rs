@@ -11,6 +11,12 @@
 //!   never sent to the log's redirect host, and appears nowhere in the artifacts, the state dir
 //!   or what the agent could see. Notify hooks get every terminal state with the job links.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -3,6 +3,12 @@
 //! fetched and parsed with the gate's parsers, the token never reaches the log's redirect host,
 //! and CI that never finishes ends in a timeout within the wait.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -1,6 +1,12 @@
 //! CLI behaviour around the task: progress lines, --keep, and exports that must not follow
 //! symlinks out of the sandbox. Real engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::World;

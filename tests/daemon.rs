@@ -6,6 +6,12 @@
 //! shared with other airlock runs, so the daemons here sweep with `recovery.sweep = "owned"`
 //! and every container count is filtered by the daemon's session label.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::io::{Read, Write};

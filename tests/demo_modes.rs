@@ -1,6 +1,12 @@
 //! The demo agent's four modes through the real loop, and a flaky test detected as flaky.
 //! Needs `make images demo-repo` (done by `make test`). Real engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,12 @@
 //! The diff exported after a real run, and an agent that plants git config and hooks in its work
 //! tree: nothing it planted runs on the host.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::World;

@@ -2,6 +2,12 @@
 //! runtime and image checks. Never skipped. (An unreachable engine is tested through the CLI in
 //! tests/input.rs, where the process environment can be set safely.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use airlock::sandbox::{Engine, SandboxError};

@@ -5,6 +5,12 @@
 //! `error` with its logs and summary. Then: the running daemon's periodic sweep removes what a
 //! dead `airlock run` left, and leaves a live run's container alone.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::process::{Child, Stdio};

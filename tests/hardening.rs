@@ -3,6 +3,12 @@
 //! tests never skip. `make test` runs them against dockerd and again against Podman
 //! (`DOCKER_HOST=unix:///run/podman/podman.sock`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -3,6 +3,12 @@
 //! for untrusted authors; bad signatures store nothing; redeliveries and a second event for a
 //! busy issue start nothing; Gitea/Forgejo and GitLab events run too; schedules fire.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -2,6 +2,12 @@
 //! prints, the timeout holds whatever the output, and it cannot write anything the export
 //! reads nor leave anything for the next gate command. Real engine, real `airlock run`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,12 @@
 //! items 4–6), what a repository may cost the host, and how `repo.base` resolves. Real git,
 //! real `airlock run`, the real engine.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,12 @@
 //! Bad input: each gets its exit code and one message naming the file, the field or value and
 //! what would be accepted; nothing is left behind (no container, work dir or artifacts).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::{containers_under, engine_now, toml_str, World};

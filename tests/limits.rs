@@ -1,6 +1,12 @@
 //! Limits are enforced by the engine and by airlock: pids, memory, time, output, tmpfs. After
 //! each, no container of the task remains. Real engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

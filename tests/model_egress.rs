@@ -2,6 +2,12 @@
 //! `none`, reaches the scripted model server on the host only through airlock's per-task proxy,
 //! holds only a placeholder key, and the server gets the real one. Never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -1,6 +1,12 @@
 //! What a person sees when a task ends: paths given relative to the working directory, and the
 //! engine named in progress and summary.json. Real engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::process::Command;

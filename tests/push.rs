@@ -2,6 +2,12 @@
 //! accepts only an unexpired token granted for the repository and `refs/heads/agent/*`. Real
 //! engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -1,6 +1,12 @@
 //! The push step against the real git smart-HTTP server, without an engine: what the server
 //! refuses and how airlock reports it, and that a retried push pushes at most once.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

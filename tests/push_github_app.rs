@@ -2,6 +2,12 @@
 //! RS256 signature with the App's public key and checks GitHub's documented request shapes;
 //! minted tokens are what the test git server accepts. End to end through `airlock run`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

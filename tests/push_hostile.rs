@@ -2,6 +2,12 @@
 //! token: the push still goes only where push.toml says, nothing planted runs, and no artifact
 //! holding the token is written. Real engine and a real git smart-HTTP server; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -8,6 +8,12 @@
 //! The tests run one at a time (a mutex below): two CLIs at once on this 2-core machine made
 //! Codex stall under runsc. Each task has a timeout of its own (`[limits] timeout`). Never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod support;
 

@@ -1,6 +1,12 @@
 //! The work packet's own scope, the risk classification and the evidence, through `airlock run`
 //! against the real engine. Never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::{managed_containers, toml_argv, toml_str, World};

@@ -1,6 +1,12 @@
 //! The set-up scripts `make test` relies on: `make engine` merges runsc into an existing
 //! daemon.json without clobbering it, and `make images` skips an image whose inputs are unchanged.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::path::Path;

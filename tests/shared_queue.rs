@@ -5,6 +5,12 @@
 //! Each test starts its own PostgreSQL cluster (as `nobody`, on a free loopback port) and its
 //! own runners; containers are found by their task label.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 mod queue_support;
 

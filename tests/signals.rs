@@ -1,6 +1,12 @@
 //! SIGTERM / SIGINT to a running `airlock run`: its containers are stopped and removed, the
 //! task ends `cancelled` with its logs and summary written.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::process::Stdio;

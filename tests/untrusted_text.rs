@@ -4,6 +4,12 @@
 //! bidi controls the agent added are a red flag citing file:line; Markdown and HTML in a
 //! failure message stay text in evidence.md (the PR body). Real engine; never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::World;

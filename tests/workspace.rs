@@ -1,5 +1,11 @@
 //! Host-side checkout and diff against a real overlay (needs root, like the runner itself).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

@@ -148,6 +148,10 @@ impl Engine {
         // stop that waited for that exit would wait for the engine's own timeout (#10 item 1).
         let mut stopping: Option<futures_util::future::BoxFuture<'_, Result<(), SandboxError>>> =
             None;
+        #[allow(
+            clippy::expect_used,
+            reason = "the branch is guarded by `stopping.is_some()`"
+        )]
         loop {
             tokio::select! {
                 chunk = logs.next(), if logs_open => match chunk {

@@ -1,5 +1,10 @@
 //! Helpers shared by the integration tests: git fixtures, the engine connection, sweeps.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
 
 pub mod daemon;
 pub mod private_engine;

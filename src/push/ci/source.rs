@@ -78,6 +78,7 @@ impl<'a> MintedCi<'a> {
             ));
             self.token = Some(t);
         }
+        #[allow(clippy::expect_used, reason = "set just above when it was None")]
         Ok(self.token.as_ref().expect("minted above"))
     }
 
