@@ -9,6 +9,12 @@
 //!
 //! `cargo bench --bench model_proxy` (BENCH_REQUESTS, BENCH_STREAMS change the counts).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a panic is a failed run"
+)]
+
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
