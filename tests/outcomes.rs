@@ -99,3 +99,72 @@ fn an_agent_command_missing_from_the_image_is_agent_not_runnable() {
     assert!(msg.contains("agent command `no-such-agent --go`"), "{msg}");
     world.assert_clean(&ran.task_id());
 }
+
+/// A failure that failed every flaky-check rerun in attempt 1 is known to be deterministic:
+/// attempt 2 has the same failure and reruns nothing (counted in summary.json's gate containers,
+/// in events.jsonl and in the progress lines).
+#[test]
+fn a_failure_confirmed_deterministic_is_not_rerun_in_a_later_attempt() {
+    let world = World::new();
+    let demo = Command::new("docker")
+        .args(["image", "inspect", "airlock/demo"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(demo, "image airlock/demo is missing: run `make images`");
+    let spec = world.write_spec(&format!(
+        "title = \"memo\"\nlevel = \"L2\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/demo:latest\"\ncommand = {}\n[gate]\ncommands = [[\"python3\", \"-m\", \"pytest\", \"-q\", \"-p\", \"no:cacheprovider\", \"tests\"]]\n[limits]\nattempts = 3\n",
+        common::toml_str(&world.repo.display().to_string()),
+        common::toml_argv(&[
+            "sh",
+            "-c",
+            "printf 'def test_bad():\\n    assert 1 == 2\\n' > tests/test_bad.py",
+        ]),
+    ));
+    let ran = common::ran(world.command(&spec).arg("-v").output().unwrap());
+    let s = ran.summary();
+    let attempts = s["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{}", ran.stderr);
+    assert_eq!(
+        ran.state_reason(),
+        ("needs_human".into(), "no_progress".into())
+    );
+    let reruns = |a: &serde_json::Value| {
+        a["gate"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                c["argv"]
+                    .to_string()
+                    .contains("tests/test_bad.py::test_bad")
+            })
+            .count()
+    };
+    assert_eq!(reruns(&attempts[0]), 2, "policy flaky_reruns = 2: {s}");
+    assert_eq!(reruns(&attempts[1]), 0, "rerun again in attempt 2: {s}");
+    let gate_containers = |n: u64| {
+        world
+            .artifact(&ran, "events.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| {
+                e["event"] == "container_finished" && e["role"] == "gate" && e["attempt"] == n
+            })
+            .count()
+    };
+    assert_eq!(gate_containers(1), 3, "gate + 2 reruns in attempt 1");
+    assert_eq!(gate_containers(2), 1, "only the gate in attempt 2");
+    assert_eq!(
+        ran.stderr.matches("attempt 1: flaky check: rerun").count(),
+        2,
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !ran.stderr.contains("attempt 2: flaky check"),
+        "{}",
+        ran.stderr
+    );
+    world.assert_clean(&ran.task_id());
+}

@@ -12,6 +12,7 @@ pub mod engine_port;
 mod export;
 #[cfg(test)]
 mod fake_engine;
+mod final_lines;
 mod gate_run;
 mod gate_view;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use engine_port::Containers;
 
 use crate::workspace::{prepare, PrepareOptions, SourceError, Workspace, WorkspaceError};
 
+pub use final_lines::describe;
 pub use crate::ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
 pub use progress::Progress;
 
@@ -358,67 +360,6 @@ pub(crate) fn deadline_after(started: Instant, budget: Duration) -> tokio::time:
 
 pub(crate) fn event_log(dir: &ArtifactDir) -> EventLog {
     EventLog::new(dir.path("events.jsonl"), &dir.task_id)
-}
-
-/// A short human summary for the end of `airlock run`.
-pub fn describe(summary: &Summary) -> String {
-    let d = &summary.diff;
-    let mut s = format!(
-        "{} ({}) after {} attempt(s) in {:.1}s: {} file(s) changed, +{} -{}",
-        summary.state.as_str(),
-        summary.reason,
-        summary.attempts.len(),
-        summary.duration_s,
-        d.files,
-        d.insertions,
-        d.deletions
-    );
-    for a in &summary.attempts {
-        let agent = a
-            .agent
-            .as_ref()
-            .map(|c| {
-                format!(
-                    "agent exit {:?} {:.1}s",
-                    c.exit_code.unwrap_or(-1),
-                    c.duration_s
-                )
-            })
-            .unwrap_or_default();
-        let gate = match a.gate_passed {
-            Some(true) => "gate passed".to_string(),
-            Some(false) => format!("gate failed ({} failure(s))", a.failures.len()),
-            None => "no gate".to_string(),
-        };
-        s.push_str(&format!(
-            "\n  attempt {}: {agent}, {gate} -> {}",
-            a.n, a.verdict
-        ));
-    }
-    if let Some(m) = &summary.message {
-        s.push_str(&format!("\n  {m}"));
-    }
-    if !summary.paths.is_empty() {
-        s.push_str(&format!(
-            "\n  {} paths: {}",
-            summary.reason,
-            summary.paths.join(", ")
-        ));
-    }
-    if let Some(r) = &summary.risk {
-        let rules: Vec<&str> = r.rules.iter().map(|f| f.name.as_str()).collect();
-        s.push_str(&format!(
-            "\n  risk: {} ({})",
-            r.level.as_str(),
-            if rules.is_empty() {
-                "no rule fired".to_string()
-            } else {
-                rules.join(", ")
-            }
-        ));
-    }
-    s.push_str(&format!("\n  artifacts: {}", summary.artifacts));
-    s
 }
 
 /// `{"state": .., "reason": ..}` for events.
