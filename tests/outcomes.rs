@@ -168,3 +168,46 @@ fn a_failure_confirmed_deterministic_is_not_rerun_in_a_later_attempt() {
     );
     world.assert_clean(&ran.task_id());
 }
+
+/// Off a terminal, prepare of a repository with many files prints plain progress lines (no bar,
+/// no escape codes): each step when it starts and when it ends, with its bytes and time.
+#[test]
+fn prepare_of_a_big_repository_prints_plain_progress_lines() {
+    let files: Vec<(String, String)> = (0..3000)
+        .map(|i| {
+            (
+                format!("src/d{}/f{i}.txt", i / 300),
+                format!("{i}\n").repeat(200),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let world = World::with_files(&refs);
+    let spec = world.spec("L1", &["true"], "");
+    let ran = common::ran(world.command(&spec).arg("-v").output().unwrap());
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let err = &ran.stderr;
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{err}"))
+    };
+    let started = at("prepare  clone: started");
+    let cloned = at("prepare  clone: done, ");
+    let checkout = at("prepare  checkout-index: done, ");
+    let agent = at("agent ");
+    assert!(
+        started < cloned && cloned < checkout && checkout < agent,
+        "{err}"
+    );
+    // The checkout wrote the files' bytes (3000 files of 600-1000 bytes): the figure is real.
+    let figure = &err[checkout..].lines().next().unwrap().to_string();
+    assert!(figure.contains("MiB") || figure.contains("KiB"), "{figure}");
+    assert!(
+        !err.contains('\x1b'),
+        "a terminal bar off a terminal:\n{err:?}"
+    );
+    world.assert_clean(&ran.task_id());
+}

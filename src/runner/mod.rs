@@ -174,7 +174,7 @@ async fn run_task_on(
         #[cfg(test)]
         Connect::Given(c) => c,
     };
-    let ws = prepare_workspace(&spec, opts, &task_id, &admission, &cancel).await?;
+    let ws = prepare_workspace(&spec, opts, &task_id, &admission, &cancel, &progress).await?;
     progress.phase(
         "prepare",
         &format!(
@@ -243,6 +243,7 @@ async fn prepare_workspace(
     task_id: &str,
     adm: &Admission,
     cancel: &CancellationToken,
+    progress: &Progress,
 ) -> Result<Workspace, NotRun> {
     let operator = &opts.policies.operator;
     let mut popts = PrepareOptions::new(
@@ -254,6 +255,7 @@ async fn prepare_workspace(
     popts.limits = operator.prepare.clone();
     popts.ssh = operator.repo_access.ssh.clone();
     popts.cancel = cancel_flag(cancel);
+    popts.progress = progress.steps();
     let repo = spec.repo.clone();
     let root = opts.state_dir.join("tasks").join(task_id);
     let result = tokio::task::spawn_blocking(move || prepare(&repo, &popts))

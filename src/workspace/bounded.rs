@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::WorkspaceError;
+use super::{Stage, StepProgress, StepReport, WorkspaceError};
 
 /// How often the deadline, the size and the cancel flag are looked at.
 const POLL: Duration = Duration::from_millis(100);
@@ -54,6 +54,21 @@ pub struct SizeWatch<'a> {
     pub dir: &'a Path,
     pub limit: u64,
     pub what: &'static str,
+    /// Told the size at start, at each measurement and at the end, with `total` if known.
+    pub progress: &'a StepProgress,
+    pub total: Option<u64>,
+}
+
+impl SizeWatch<'_> {
+    fn report(&self, op: &str, stage: Stage, bytes: u64, started: Instant) {
+        self.progress.report(&StepReport {
+            step: op,
+            stage,
+            bytes,
+            total: self.total,
+            elapsed: started.elapsed(),
+        });
+    }
 }
 
 /// Run `cmd` (stdout discarded unless `keep_stdout`) under `bounds` and, if given, `watch`.
@@ -77,7 +92,11 @@ pub fn run_bounded(
     let pgid = child.id() as i32;
     let stdout = child.stdout.take().map(reader);
     let stderr = child.stderr.take().map(reader);
-    let mut last_size = Instant::now();
+    let started = Instant::now();
+    let mut last_size = started;
+    if let Some(w) = &watch {
+        w.report(op, Stage::Started, 0, started);
+    }
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| WorkspaceError::Git {
             op: op.into(),
@@ -90,6 +109,7 @@ pub fn run_bounded(
             if last_size.elapsed() >= Duration::from_millis(500) {
                 last_size = Instant::now();
                 let size = dir_bytes(w.dir);
+                w.report(op, Stage::Running, size, started);
                 if size > w.limit {
                     tripped = Some(WorkspaceError::TooLarge {
                         what: w.what,
@@ -118,6 +138,7 @@ pub fn run_bounded(
     let stderr = stderr.map(join).unwrap_or_default();
     if let Some(w) = &watch {
         let size = dir_bytes(w.dir);
+        w.report(op, Stage::Done, size, started);
         if size > w.limit {
             return Err(WorkspaceError::TooLarge {
                 what: w.what,
@@ -213,6 +234,8 @@ mod tests {
             dir: tmp.path(),
             limit: 100_000,
             what: "mirror",
+            progress: &StepProgress::default(),
+            total: None,
         };
         let e = run_bounded(cmd, "clone", &Bounds::unbounded(), Some(w)).unwrap_err();
         let m = e.to_string();

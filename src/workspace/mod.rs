@@ -15,6 +15,7 @@ mod lock;
 mod mount;
 mod prepare;
 mod source;
+mod step_progress;
 mod tree_size;
 mod view;
 
@@ -27,6 +28,7 @@ pub use lock::{lock_is_held, recover_stale, TaskLock};
 pub use mount::{mount_tmpfs, unmount};
 pub use prepare::{prepare, PrepareOptions};
 pub use source::{resolve_source, SourceError};
+pub use step_progress::{Stage, StepProgress, StepReport};
 pub use view::mounts_under;
 
 /// A prepared checkout.

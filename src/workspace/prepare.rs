@@ -36,6 +36,8 @@ pub struct PrepareOptions {
     pub cancel: Arc<AtomicBool>,
     /// The uid that owns the extracted tree (the sandbox user).
     pub sandbox_uid: u32,
+    /// Told how far clone, fetch and checkout got (off by default).
+    pub progress: super::StepProgress,
 }
 
 impl PrepareOptions {
@@ -50,6 +52,7 @@ impl PrepareOptions {
             ssh: None,
             cancel: Arc::new(AtomicBool::new(false)),
             sandbox_uid: crate::sandbox::hardening::DEFAULT_SANDBOX_UID,
+            progress: Default::default(),
         }
     }
 }
@@ -183,6 +186,8 @@ fn mirror(
             dir: &tmp,
             limit,
             what: "mirror",
+            progress: &opts.progress,
+            total: None,
         };
         let cloned = run_bounded(clone, "clone", bounds, Some(watch));
         if let Err(e) = cloned {
@@ -214,6 +219,8 @@ fn mirror(
         dir: &dir,
         limit,
         what: "mirror",
+        progress: &opts.progress,
+        total: None,
     };
     run_bounded(fetch, "fetch", bounds, Some(watch)).map_err(source_err)?;
     super::evict::touch(&dir);
@@ -316,6 +323,8 @@ fn pristine_tree(
             dir: &tmp,
             limit: opts.limits.checkout_bytes,
             what: "checkout",
+            progress: &opts.progress,
+            total: Some(bytes),
         };
         run_bounded(co, "checkout-index", bounds, Some(watch))
     });
