@@ -90,6 +90,35 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
 }
 
+# run_logged LOG LABEL CMD...: run CMD with its output in LOG and, while it runs, say how far it
+# got every $PROGRESS_EVERY seconds: the elapsed time and the log's last step line (`Step 3/7` of
+# docker build, `I: Unpacking ...` of debootstrap). One updating line on a terminal, plain lines
+# otherwise (CI logs). Control characters from the log are dropped. Returns CMD's status.
+PROGRESS_EVERY=${PROGRESS_EVERY:-10}
+run_logged() {
+    local log=$1 label=$2 pid t0 rc=0 last next
+    shift 2
+    t0=$SECONDS
+    next=$((t0 + PROGRESS_EVERY))
+    "$@" >"$log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        [ "$SECONDS" -ge "$next" ] || continue
+        next=$((SECONDS + PROGRESS_EVERY))
+        last=$(grep -aE '^(Step [0-9]+/[0-9]+ :|I: )' "$log" 2>/dev/null | tail -n 1 |
+            LC_ALL=C tr -cd '[:print:]' | cut -c1-100 || true)
+        if [ -t 2 ]; then
+            printf '\r\033[Kimages: %s: %ss %s' "$label" "$((SECONDS - t0))" "$last" >&2
+        else
+            say "$label: $((SECONDS - t0))s${last:+: $last}"
+        fi
+    done
+    wait "$pid" || rc=$?
+    if [ -t 2 ]; then printf '\r\033[K' >&2; fi
+    return "$rc"
+}
+
 # docker build into NAME:latest with the label, keeping the log unless it fails.
 build_image() {
     local name=$1 inputs=$2 ctx=$3 logdir log old new
@@ -97,8 +126,8 @@ build_image() {
     new_tmp logdir
     log=$logdir/build.log
     old=$(image_id "$name:latest")
-    if ! docker build --rm --force-rm --pull=false --label "airlock.inputs=$inputs" \
-            -t "$name:latest" "$@" "$ctx" >"$log" 2>&1; then
+    if ! run_logged "$log" "docker build $name" docker build --rm --force-rm --pull=false \
+            --label "airlock.inputs=$inputs" -t "$name:latest" "$@" "$ctx"; then
         tail -n 30 "$log" >&2
         die "docker build of $name failed (last lines above)"
     fi
@@ -184,8 +213,8 @@ demo_rootfs_tar() {
     log=$CACHE/debootstrap.log
     say "debootstrap $DEMO_SUITE ($DEMO_VARIANT + $DEMO_PACKAGES) from $MIRROR; takes a few minutes, log: $log"
     t0=$SECONDS
-    if ! debootstrap --variant="$DEMO_VARIANT" --include="$DEMO_PACKAGES" \
-            "$DEMO_SUITE" "$work/rootfs" "$MIRROR" >"$log" 2>&1; then
+    if ! run_logged "$log" debootstrap debootstrap --variant="$DEMO_VARIANT" \
+            --include="$DEMO_PACKAGES" "$DEMO_SUITE" "$work/rootfs" "$MIRROR"; then
         tail -n 20 "$log" >&2
         [ -f "$work/rootfs/debootstrap/debootstrap.log" ] &&
             tail -n 20 "$work/rootfs/debootstrap/debootstrap.log" >&2

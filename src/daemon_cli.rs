@@ -6,7 +6,7 @@
 //! such task · 4 the daemon cannot be reached or failed. `logs -f` exits with the task's own
 //! code (0 green · 1 not green · 3 refused · 4 error).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use airlock::daemon::client::{prepare_submission, Client, ClientError, Reply};
@@ -16,6 +16,8 @@ use airlock::vocab::{Exit, State};
 use clap::Subcommand;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
+
+mod follow;
 
 #[derive(Subcommand)]
 pub enum Commands {
@@ -236,8 +238,30 @@ async fn logs(id: &str, follow: bool, conn: &Conn) -> Result<i32, ClientError> {
     }
     let mut pending = Vec::new();
     let json = conn.json;
-    c.drain(resp, |chunk| print_events(&mut pending, chunk, json))
-        .await?;
+    // Following in human form: say how far the task got while no event arrives.
+    let ui = (follow && !json).then(|| follow::Follow::new(id, std::io::stderr().is_terminal()));
+    let ticker = ui.clone().map(|f| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                f.tick();
+            }
+        })
+    });
+    let drained = c
+        .drain(resp, |chunk| match &ui {
+            Some(f) => f.print(|| print_events(&mut pending, chunk, json, Some(f))),
+            None => print_events(&mut pending, chunk, json, None),
+        })
+        .await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(f) = &ui {
+        f.finish();
+    }
+    drained?;
     if !follow {
         return Ok(Exit::Ok.code());
     }
@@ -247,7 +271,12 @@ async fn logs(id: &str, follow: bool, conn: &Conn) -> Result<i32, ClientError> {
     ))
 }
 
-fn print_events(pending: &mut Vec<u8>, chunk: &[u8], json: bool) -> std::io::Result<()> {
+fn print_events(
+    pending: &mut Vec<u8>,
+    chunk: &[u8],
+    json: bool,
+    seen: Option<&follow::Follow>,
+) -> std::io::Result<()> {
     pending.extend_from_slice(chunk);
     let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
         return Ok(());
@@ -262,6 +291,9 @@ fn print_events(pending: &mut Vec<u8>, chunk: &[u8], json: bool) -> std::io::Res
         } else {
             let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
             out.write_all(table::event(&v).as_bytes())?;
+            if let Some(f) = seen {
+                f.saw(&v);
+            }
         }
     }
     out.flush()

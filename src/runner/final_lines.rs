@@ -216,7 +216,7 @@ fn location(file: Option<&str>, line: Option<u32>) -> Option<String> {
 
 /// One line of terminal text from hostile input: controls (newlines too), C1 codes,
 /// bidirectional and zero-width characters shown as escapes, at most [`FIELD_CHARS`] characters.
-pub(crate) fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len().min(FIELD_CHARS * 2));
     for (i, c) in s.chars().enumerate() {
         if i == FIELD_CHARS {

@@ -39,8 +39,8 @@ use engine_port::Containers;
 
 use crate::workspace::{prepare, PrepareOptions, SourceError, Workspace, WorkspaceError};
 
-pub use final_lines::describe;
 pub use crate::ids::{branch_name, new_task_id, random_hex, slug, valid_task_id};
+pub use final_lines::{describe, one_line};
 pub use progress::Progress;
 
 /// How to run a task.
