@@ -3,6 +3,12 @@
 //! rule and its paths; container text is escaped. Real engine and the demo image (python3 and
 //! pytest); never skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 mod common;
 
 use common::{toml_argv, toml_str, World};
