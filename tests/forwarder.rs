@@ -1,6 +1,12 @@
 //! airlock-forward on the host (no engine needed for this part): signals sent to the forwarder
 //! reach the agent it runs, which can stop cleanly and whose exit code the forwarder returns.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a failed test"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
