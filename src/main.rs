@@ -103,11 +103,15 @@ fn init_tracing(format: &str) {
 }
 
 /// Load the policies from `dir` or the embedded defaults.
+/// Applies the operator's sandbox uid to this process once it is known not to be a host
+/// account.
 pub fn load_policies(dir: Option<&std::path::Path>) -> Result<Policies, policy::PolicyError> {
-    match dir {
+    let p = match dir {
         Some(d) => policy::load_dir(d),
         None => policy::load_embedded(),
-    }
+    }?;
+    p.apply_sandbox_user()?;
+    Ok(p)
 }
 
 fn run(args: RunArgs) -> i32 {

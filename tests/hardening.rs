@@ -91,7 +91,7 @@ fn inside_the_sandbox_there_are_no_privileges_no_network_and_no_host_env() {
     for want in [
         "CapEff=0000000000000000",
         "NoNewPrivs=1",
-        "uid=1000 gid=1000",
+        "uid=65532 gid=65532",
         "rootwrite=denied",
         "wswrite=ok",
         "airlockwrite=denied",
@@ -198,7 +198,7 @@ fn outside_docker_inspect_shows_the_hardening() {
             assert!(opts.contains(want), "{dir}: `{want}` missing in {opts}");
         }
     }
-    assert_eq!(inspect["Config"]["User"], "1000:1000");
+    assert_eq!(inspect["Config"]["User"], "65532:65532");
     let labels = &inspect["Config"]["Labels"];
     assert_eq!(labels["airlock.managed"], "true");
     assert!(labels["airlock.task"].is_string() && labels["airlock.session"].is_string());
@@ -371,4 +371,39 @@ fn a_runtime_the_policy_does_not_allow_is_refused() {
     let ran = world.run(&world.spec("L1", &["true"], "runtime = \"runsc\""));
     assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert_eq!(ran.summary()["reason"], "runtime_not_allowed");
+}
+
+/// `operator.toml` `[sandbox] uid`: the container runs as the operator's uid (inside: `id`,
+/// the work tree writable by it; outside: inspect), and a uid that is a host account is refused
+/// at start, naming the account.
+#[test]
+fn the_sandbox_uid_is_the_operators_and_never_a_host_account() {
+    let world = World::new();
+    let op = world.policies.join("operator.toml");
+    let text = std::fs::read_to_string(&op).unwrap();
+    assert!(text.contains("uid = 65532"), "{text}");
+    std::fs::write(&op, text.replace("uid = 65532", "uid = 4242")).unwrap();
+    let (ran, log) = probe(&world, "L1", "");
+    assert_eq!(ran.code, 0, "{}\n{log}", ran.stderr);
+    for want in ["uid=4242 gid=4242", "wswrite=ok", "outwrite=ok"] {
+        assert!(log.contains(want), "want `{want}` in:\n{log}");
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let (name, uid) = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let uid: u32 = f.get(2)?.parse().ok()?;
+            (1..100_000).contains(&uid).then(|| (f[0].to_string(), uid))
+        })
+        .find(|(_, uid)| *uid != 65534)
+        .expect("a host account with a uid from 1 to 99999 in /etc/passwd");
+    std::fs::write(&op, text.replace("uid = 65532", &format!("uid = {uid}"))).unwrap();
+    let ran = world.run(&world.spec("L1", &["true"], ""));
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("sandbox.uid") && ran.stderr.contains(&format!("`{name}`")),
+        "{}",
+        ran.stderr
+    );
 }

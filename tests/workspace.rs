@@ -40,7 +40,7 @@ fn checkout_is_owned_by_the_sandbox_uid_and_diff_sees_every_kind_of_change() {
         ("d/x.txt", "x\n"),
     ]);
     let meta = std::fs::metadata(ws.work_tree.join("a.txt")).unwrap();
-    assert_eq!(meta.uid(), 1000);
+    assert_eq!(meta.uid(), 65532);
     assert!(
         ws.diff(LIMITS).unwrap().patch.is_empty(),
         "fresh checkout has no diff"

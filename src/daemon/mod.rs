@@ -213,11 +213,13 @@ async fn start_shared(
 }
 
 fn load_policies(dir: Option<&Path>) -> Result<Policies, DaemonError> {
-    match dir {
+    let p = match dir {
         Some(d) => crate::policy::load_dir(d),
         None => crate::policy::load_embedded(),
     }
-    .map_err(DaemonError::Policies)
+    .map_err(DaemonError::Policies)?;
+    p.apply_sandbox_user().map_err(DaemonError::Policies)?;
+    Ok(p)
 }
 
 /// The state dir is the daemon's own (0700); artifacts may be shared with readers. Both must

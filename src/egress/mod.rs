@@ -148,7 +148,7 @@ impl Egress {
             let sock = dir.join(g.socket_name());
             let _ = std::fs::remove_file(&sock);
             let listener = tokio::net::UnixListener::bind(&sock).map_err(io("listen on", &sock))?;
-            let uid = Some(crate::sandbox::hardening::SANDBOX_UID);
+            let uid = Some(crate::sandbox::hardening::sandbox_uid());
             std::os::unix::fs::chown(&sock, uid, uid).map_err(io("chown", &sock))?;
             std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
                 .map_err(io("chmod", &sock))?;

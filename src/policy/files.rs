@@ -248,6 +248,8 @@ struct RawOperator {
     repo_access: Option<RawRepoAccess>,
     #[serde(default)]
     prepare: Option<super::prepare_limits::RawPrepare>,
+    #[serde(default)]
+    sandbox: Option<super::sandbox_user::RawSandbox>,
 }
 
 #[derive(Deserialize)]
@@ -283,7 +285,7 @@ struct RawRepo {
 
 /// Errors for one file.
 pub(super) struct Ctx<'a> {
-    file: &'a str,
+    pub(super) file: &'a str,
 }
 
 impl Ctx<'_> {
@@ -535,6 +537,7 @@ fn parse_operator(text: &str, file: &str) -> Result<Operator, PolicyError> {
         repos,
         repo_access: super::access_file::repo_access(&c, raw.repo_access)?,
         prepare: super::prepare_limits::prepare_limits(&c, raw.prepare)?,
+        sandbox: super::sandbox_user::sandbox_user(&c, raw.sandbox)?,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod output_limits;
 pub mod prepare_limits;
 pub mod repo_access;
 pub mod risk;
+pub mod sandbox_user;
 pub mod scope;
 pub mod task_scope;
 
@@ -175,6 +176,8 @@ pub struct Operator {
     pub repo_access: repo_access::RepoAccess,
     /// `[prepare]`: mirror and checkout sizes, git time, cache eviction.
     pub prepare: prepare_limits::PrepareLimits,
+    /// `[sandbox]`: the uid every container runs as.
+    pub sandbox: sandbox_user::SandboxUser,
 }
 
 /// Every rule the operator set, with where it came from.
@@ -197,6 +200,17 @@ impl Policies {
     pub fn level(&self, level: Level) -> &LevelPolicy {
         // Loading guarantees all five levels exist.
         &self.levels[&level]
+    }
+
+    /// Refuse a sandbox uid that is a host account, then run this process's containers as it.
+    pub fn apply_sandbox_user(&self) -> Result<(), PolicyError> {
+        let file = match &self.dir {
+            Some(d) => d.join("operator.toml").display().to_string(),
+            None => "operator.toml (embedded)".into(),
+        };
+        self.operator.sandbox.check_host(&file)?;
+        crate::sandbox::hardening::use_sandbox_uid(self.operator.sandbox.uid);
+        Ok(())
     }
 
     /// `--dry-run`: write the PR request instead of pushing, for every level that pushes.

@@ -77,7 +77,7 @@ impl TaskRun {
             &airlock.out,
             adm.limits.out,
             adm.limits.tmpfs_inodes,
-            crate::sandbox::hardening::SANDBOX_UID,
+            crate::sandbox::hardening::sandbox_uid(),
         ) {
             return Err(ArtifactError::io("mount out/ tmpfs at", &airlock.out)(
                 std::io::Error::other(e.to_string()),

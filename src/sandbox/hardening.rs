@@ -1,7 +1,7 @@
 //! The hardened container configuration, as a pure function of a [`ContainerPlan`].
 //!
 //! Every container airlock starts goes through [`create_body`]: no network, read-only root,
-//! all capabilities dropped, no-new-privileges, uid 1000, an init, cgroup limits, capped tmpfs,
+//! all capabilities dropped, no-new-privileges, the operator's sandbox uid (default 65532), an init, cgroup limits, capped tmpfs,
 //! only declared environment values, and airlock's labels.
 //!
 //! Every mount and limit is stated, never left to an engine default (dockerd and Podman differ):
@@ -13,7 +13,7 @@
 //! | `/airlock`     | the task packet (bind)         | -        | read-only                          |
 //! | `/airlock/out` | the agent's report (bind)      | noexec   | policy `limits.out` (host tmpfs)   |
 //! | `/tmp`         | scratch, mode 1777             | noexec   | `limits.tmpfs` bytes, `tmpfs_inodes` |
-//! | HOME           | scratch, mode 0700, uid 1000   | noexec   | `limits.tmpfs` bytes, `tmpfs_inodes` |
+//! | HOME           | scratch, mode 0700, sandbox uid | noexec   | `limits.tmpfs` bytes, `tmpfs_inodes` |
 //! | `/dev/shm`     | shared memory                  | noexec   | [`SHM_BYTES`]                      |
 //! | `/run`, `/var/tmp` | part of the read-only root (on Podman: an empty read-only bind, see [`READ_ONLY_OVER`]) | - | read-only |
 //!
@@ -25,7 +25,7 @@
 //! mounts with the same options, bound in ([`super::hostfs`]).
 //!
 //! Ulimits: `core` 0 (no dumps), `nofile` [`NOFILE`], `nproc` [`NPROC`]. The pids cgroup
-//! (`limits.pids`) is the per-container process cap; `nproc` counts every process of uid 1000
+//! (`limits.pids`) is the per-container process cap; `nproc` counts every process of the sandbox uid
 //! on the host, so it is a backstop set high enough for concurrent tasks, never the cap.
 
 use std::collections::HashMap;
@@ -39,10 +39,23 @@ use bollard::models::{
 use super::detect::EngineKind;
 use super::{LABEL_LOCK, LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
 
-/// The sandbox user. Work trees are owned by it.
-pub const SANDBOX_UID: u32 = 1000;
-/// The sandbox uid when `operator.toml` sets none.
-pub const DEFAULT_SANDBOX_UID: u32 = SANDBOX_UID;
+pub use crate::policy::sandbox_user::DEFAULT_SANDBOX_UID;
+
+/// This process's sandbox uid (= gid): `operator.toml` `[sandbox] uid`, applied once the
+/// policies are loaded ([`use_sandbox_uid`]); [`DEFAULT_SANDBOX_UID`] before that.
+static SANDBOX_UID: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(DEFAULT_SANDBOX_UID);
+
+/// The sandbox user (and group). Work trees, HOME and the proxy sockets are owned by it.
+pub fn sandbox_uid() -> u32 {
+    SANDBOX_UID.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Run every later container of this process as `uid` (the operator's setting; one per
+/// runner process, like its policy directory).
+pub fn use_sandbox_uid(uid: u32) {
+    SANDBOX_UID.store(uid, std::sync::atomic::Ordering::Relaxed);
+}
 /// HOME inside the container, on a tmpfs.
 pub const HOME: &str = "/home/agent";
 /// Bytes the engine may keep on disk for one container's log stream (airlock caps its own copy).
@@ -55,17 +68,17 @@ pub const CPU_PERIOD: i64 = 100_000;
 pub const SHM_BYTES: i64 = 64 << 20;
 /// Open files per process (soft = hard).
 pub const NOFILE: i64 = 8192;
-/// Processes of uid 1000 (soft = hard); see the module doc.
+/// Processes of the sandbox uid (soft = hard); see the module doc.
 pub const NPROC: i64 = 16384;
 
-/// One scratch mount (`/tmp`, HOME): where, its mode, and whether uid 1000 owns it.
+/// One scratch mount (`/tmp`, HOME): where, its mode, and whether the sandbox uid owns it.
 #[derive(Debug)]
 pub struct ScratchMount {
     /// Directory name of its host-side mount (see [`super::hostfs`]).
     pub key: &'static str,
     pub target: &'static str,
     pub mode: u32,
-    /// Owned by [`SANDBOX_UID`] (else root).
+    /// Owned by [`sandbox_uid`] (else root).
     pub owned: bool,
 }
 
@@ -152,7 +165,7 @@ pub fn create_body(plan: &ContainerPlan, kind: EngineKind) -> ContainerCreateBod
         // The image's entrypoint could wrap our argv in a shell; the argv is run as given.
         entrypoint: Some(vec![]),
         env: Some(env),
-        user: Some(format!("{SANDBOX_UID}:{SANDBOX_UID}")),
+        user: Some(format!("{uid}:{uid}", uid = sandbox_uid())),
         working_dir: Some(plan.workdir.clone()),
         hostname: Some("airlock".into()),
         labels: Some(labels(plan)),
@@ -235,7 +248,7 @@ fn tmpfs(l: &SandboxLimits) -> HashMap<String, String> {
                 l.tmpfs, l.tmpfs_inodes, m.mode
             );
             if m.owned {
-                opts.push_str(&format!(",uid={SANDBOX_UID},gid={SANDBOX_UID}"));
+                opts.push_str(&format!(",uid={uid},gid={uid}", uid = sandbox_uid()));
             }
             (m.target.to_string(), opts)
         })
@@ -307,7 +320,7 @@ mod tests {
             .unwrap()
             .iter()
             .any(|s| s.starts_with("no-new-privileges")));
-        assert_eq!(b.user.as_deref(), Some("1000:1000"));
+        assert_eq!(b.user.as_deref(), Some("65532:65532"));
         let t = h.tmpfs.as_ref().unwrap();
         assert_eq!(
             t["/tmp"],
@@ -315,7 +328,7 @@ mod tests {
         );
         assert_eq!(
             t[HOME],
-            "rw,noexec,nosuid,nodev,size=1048576,nr_inodes=100,mode=700,uid=1000,gid=1000"
+            "rw,noexec,nosuid,nodev,size=1048576,nr_inodes=100,mode=700,uid=65532,gid=65532"
         );
         let limits: Vec<_> = h
             .ulimits

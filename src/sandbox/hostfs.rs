@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use super::hardening::{SandboxLimits, ScratchMount, READ_ONLY_OVER, SANDBOX_UID, SCRATCH_MOUNTS};
+use super::hardening::{SandboxLimits, ScratchMount, READ_ONLY_OVER, SCRATCH_MOUNTS};
 use super::SandboxError;
 
 /// `noexec,nosuid,nodev`: nothing written to scratch space runs, and no device or setuid file
@@ -121,6 +121,10 @@ fn options(m: &ScratchMount, l: &SandboxLimits) -> String {
         l.tmpfs,
         l.tmpfs_inodes,
         m.mode,
-        uid = if m.owned { SANDBOX_UID } else { 0 }
+        uid = if m.owned {
+            super::hardening::sandbox_uid()
+        } else {
+            0
+        }
     )
 }

@@ -8,9 +8,7 @@
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::hardening::{
-    labels, CPU_PERIOD, ENGINE_LOG_BYTES, HOME, NOFILE, NPROC, SANDBOX_UID, SHM_BYTES,
-};
+use super::hardening::{labels, CPU_PERIOD, ENGINE_LOG_BYTES, HOME, NOFILE, NPROC, SHM_BYTES};
 use super::{ContainerPlan, SandboxError};
 use crate::daemon::client::Client;
 
@@ -43,7 +41,7 @@ pub fn spec(plan: &ContainerPlan) -> Value {
         "command": plan.argv,
         "entrypoint": [],
         "env": env,
-        "user": format!("{SANDBOX_UID}:{SANDBOX_UID}"),
+        "user": format!("{uid}:{uid}", uid = super::hardening::sandbox_uid()),
         "work_dir": plan.workdir,
         "hostname": "airlock",
         "labels": labels(plan),

@@ -3,7 +3,7 @@
 use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::sandbox::hardening::SANDBOX_UID;
+use crate::sandbox::hardening::sandbox_uid;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -86,7 +86,7 @@ pub fn writable_layer(base: &Path, caps: (u64, u64)) -> Result<(PathBuf, PathBuf
     for d in [&upper, &work] {
         std::fs::create_dir(d).map_err(WorkspaceError::io("create dir", d))?;
     }
-    lchown(&upper, Some(SANDBOX_UID), Some(SANDBOX_UID))
+    lchown(&upper, Some(sandbox_uid()), Some(sandbox_uid()))
         .map_err(WorkspaceError::io("chown", &upper))?;
     std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(0o755))
         .map_err(WorkspaceError::io("chmod", &upper))?;

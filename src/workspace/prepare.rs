@@ -51,7 +51,7 @@ impl PrepareOptions {
             limits: PrepareLimits::default(),
             ssh: None,
             cancel: Arc::new(AtomicBool::new(false)),
-            sandbox_uid: crate::sandbox::hardening::DEFAULT_SANDBOX_UID,
+            sandbox_uid: crate::sandbox::hardening::sandbox_uid(),
             progress: Default::default(),
         }
     }

@@ -281,7 +281,7 @@ fn reproduce(md: &mut String, spec: &TaskSpec, s: &Summary) {
     ];
     if let Some(g) = &spec.gate {
         for c in &g.commands {
-            lines.push(format!("docker run --rm --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges --user 1000:1000 -v \"$PWD:/workspace\" -w /workspace {} {}", shell_quote(&g.image), c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+            lines.push(format!("docker run --rm --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges --user {uid}:{uid} -v \"$PWD:/workspace\" -w /workspace {} {}", shell_quote(&g.image), c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "), uid = crate::sandbox::hardening::sandbox_uid()));
         }
     }
     md.push_str(&md::fenced("sh", &lines));
