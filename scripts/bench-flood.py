@@ -35,16 +35,27 @@ def make_repo(path):
 
 
 def raw_bytes():
-    """The raw engine running the same flood for the same time, output counted and dropped."""
-    p = subprocess.Popen(["timeout", str(SECONDS), "docker", "run", "--rm", "--network", "none", IMAGE, "sh", "-c", FLOOD],
+    """The raw engine running the same flood for the same time, output counted and dropped.
+
+    `timeout` would kill only the docker CLI and leave the container flooding the engine's log
+    file: the container is named, keeps no engine log (`--log-driver none`; attach still streams)
+    and is removed whatever happens."""
+    name = "airlock-bench-flood-%d" % os.getpid()
+    p = subprocess.Popen(["docker", "run", "--rm", "--name", name, "--log-driver", "none",
+                          "--network", "none", IMAGE, "sh", "-c", FLOOD],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     n = 0
-    while True:
-        b = p.stdout.read(1 << 20)
-        if not b:
-            break
-        n += len(b)
-    p.wait()
+    until = time.monotonic() + SECONDS
+    try:
+        while time.monotonic() < until:
+            b = p.stdout.read(1 << 20)
+            if not b:
+                break
+            n += len(b)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.kill()
+        p.wait()
     return n
 
 
