@@ -112,6 +112,15 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
     assert_eq!(s["attempts"].as_array().unwrap().len(), 2, "{s}");
     assert_eq!(s["attempts"][0]["verdict"], "retry");
 
+    // The evidence shows both waits, the failing job's link and the parsed failure.
+    let ev = d.artifact(&id, "evidence.md");
+    assert!(ev.contains("## CI on the forge"), "{ev}");
+    assert!(
+        ev.contains("<https://github.com/github/hello-world/runs/4>"),
+        "{ev}"
+    );
+    assert!(ev.contains("tests/test\\_calc.py::test\\_add"), "{ev}");
+
     // The second attempt was told what CI said.
     let fb: Value = serde_json::from_str(&d.artifact(&id, "out/feedback-ci.json")).unwrap();
     assert_eq!(fb["attempt"], 1, "{fb}");

@@ -16,6 +16,7 @@ use crate::spec::{Level, TaskSpec};
 use crate::vocab::Reason;
 
 mod evidence;
+mod evidence_ci;
 #[cfg(test)]
 mod evidence_golden;
 mod evidence_md;

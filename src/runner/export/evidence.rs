@@ -31,6 +31,7 @@ pub fn render(e: &Evidence) -> String {
     acceptance(&mut md, e);
     files(&mut md, e.summary, e.diff);
     tests_run(&mut md, e);
+    super::evidence_ci::section(&mut md, e.summary);
     sections::limitations(&mut md, e);
     sections::out_of_scope(&mut md, e);
     red_flags(&mut md, e.summary);
