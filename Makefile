@@ -45,9 +45,9 @@ lint:
 
 test: engine images demo-repo images-podman services
 	$(CARGO) build --locked --all-targets
-	$(CARGO) test --locked -- --test-threads=2
+	$(CARGO) test --locked --no-fail-fast -- --test-threads=2
 	@echo "== hardening and limits again, against Podman at $(PODMAN_HOST)" >&2
-	DOCKER_HOST=$(PODMAN_HOST) $(CARGO) test --locked --test hardening --test limits -- --test-threads=2
+	DOCKER_HOST=$(PODMAN_HOST) $(CARGO) test --locked --no-fail-fast --test hardening --test limits -- --test-threads=2
 
 bench: engine images demo-repo images-podman services build
 	@bash scripts/bench.sh

@@ -21,6 +21,13 @@ fn gate(commands: &[&[&str]], extra: &str) -> String {
     format!("[gate]\ncommands = [{}]\n{extra}", cmds.join(", "))
 }
 
+/// The ceiling on the debug `airlock run` process's peak resident set while a gate floods.
+/// Before the fix the process grew by ~100 MB/s (7.2 GB in 72 s), so 20 s of flood would pass
+/// 1.5 GB; bounded, the debug build peaked at 64.2 MiB in CI (an unoptimised binary and the
+/// allocator's slack), too close to 64 MiB to be the test's line. The 64 MiB figure is for the release
+/// build and is measured by `make bench` (scripts/bench-flood.py), not by a timed test.
+const DEBUG_RSS_CEILING_KB: u64 = 160 * 1024;
+
 /// Run `spec` and sample the airlock process's resident set while it runs: (ran, peak kB).
 fn run_sampling_rss(world: &World, spec: &std::path::Path) -> (common::Ran, u64) {
     let mut child = common::spawn(&mut world.command(spec));
@@ -79,7 +86,10 @@ fn a_gate_flooding_unique_lint_lines_stays_bounded_in_memory_and_artifacts() {
         "{}",
         ran.stderr
     );
-    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
+    assert!(
+        peak_kb < DEBUG_RSS_CEILING_KB,
+        "airlock's peak RSS was {peak_kb} kB (ceiling {DEBUG_RSS_CEILING_KB} kB)"
+    );
     let s = ran.summary();
     let attempt = &s["attempts"][0];
     assert!(
@@ -158,7 +168,10 @@ fn a_gate_printing_one_endless_line_ends_at_its_timeout_with_bounded_memory() {
         "{}",
         ran.stderr
     );
-    assert!(peak_kb < 64 * 1024, "airlock's peak RSS was {peak_kb} kB");
+    assert!(
+        peak_kb < DEBUG_RSS_CEILING_KB,
+        "airlock's peak RSS was {peak_kb} kB (ceiling {DEBUG_RSS_CEILING_KB} kB)"
+    );
     let dir = world.artifacts.join(ran.task_id());
     assert!(
         dir_bytes(&dir) < 12 << 20,
