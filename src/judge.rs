@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use crate::policy::ScopeVerdict;
-use crate::vocab::{Ended, Reason, State};
+use crate::vocab::{Ended, Reason, ScopeVerdict, State};
 
 /// How one container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

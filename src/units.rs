@@ -1,6 +1,7 @@
-//! Human units used in spec and policy files: durations ("90s", "10m") and byte sizes ("64m").
+//! Human units used in spec and policy files: durations ("90s", "10m") and byte sizes ("64m");
+//! and the one timestamp format of airlock's records (RFC 3339, UTC, milliseconds).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parse a duration such as `"90s"`, `"10m"`, `"1h 30m"`. Zero is rejected: a zero limit is
 /// never what an operator means.
@@ -50,6 +51,17 @@ pub fn format_bytes(n: u64) -> String {
 /// Render a duration compactly ("10m", "90s").
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+/// Current UTC time as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    humantime::format_rfc3339_millis(
+        UNIX_EPOCH + std::time::Duration::from_millis(d.as_millis() as u64),
+    )
+    .to_string()
 }
 
 #[cfg(test)]

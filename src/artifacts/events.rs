@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
@@ -81,7 +80,7 @@ impl EventLog {
         self.seq += 1;
         let mut obj = Map::new();
         obj.insert("seq".into(), json!(self.seq));
-        obj.insert("ts".into(), json!(now_rfc3339()));
+        obj.insert("ts".into(), json!(crate::units::now_rfc3339()));
         obj.insert("task_id".into(), json!(self.task_id));
         obj.insert("event".into(), json!(kind));
         if let Value::Object(f) = fields {
@@ -100,15 +99,4 @@ impl EventLog {
         line.push(b'\n');
         f.write_all(&line)
     }
-}
-
-/// Current UTC time as RFC 3339 with milliseconds.
-pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    humantime::format_rfc3339_millis(
-        UNIX_EPOCH + std::time::Duration::from_millis(d.as_millis() as u64),
-    )
-    .to_string()
 }

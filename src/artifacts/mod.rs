@@ -6,14 +6,15 @@
 
 mod events;
 pub mod logcap;
-pub mod nofollow;
 mod root;
 mod summary;
 mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use events::{now_rfc3339, EventLog};
+pub use crate::nofollow;
+pub use crate::units::now_rfc3339;
+pub use events::EventLog;
 pub use logcap::{neutralise, CappedLog};
 pub use root::{secure_root, RootError};
 pub use summary::{

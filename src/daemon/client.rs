@@ -1,13 +1,11 @@
-//! The CLI's side of the API: HTTP/1.1 over the daemon's unix socket, and preparing a task
+//! The CLI's side of the API: the daemon's errors over [`crate::unixhttp`], and preparing a task
 //! spec for submission (the client reads `issue.file` and makes local paths absolute, so the
 //! daemon never reads files on a client's behalf).
 
 use std::path::{Path, PathBuf};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use crate::unixhttp::UnixHttpError;
+pub use crate::unixhttp::{Client, Reply};
 
 /// Talking to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,111 +19,12 @@ pub enum ClientError {
     Http { socket: PathBuf, message: String },
 }
 
-/// A connection factory for one socket.
-#[derive(Debug, Clone)]
-pub struct Client {
-    socket: PathBuf,
-}
-
-/// A buffered reply.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// The `error` of an error reply, or the status.
-    pub fn error_message(&self) -> String {
-        self.json()["error"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| self.status.to_string())
-    }
-}
-
-impl Client {
-    pub fn new(socket: impl Into<PathBuf>) -> Client {
-        Client {
-            socket: socket.into(),
+impl From<UnixHttpError> for ClientError {
+    fn from(e: UnixHttpError) -> Self {
+        match e {
+            UnixHttpError::Connect { socket, source } => ClientError::Connect { socket, source },
+            UnixHttpError::Http { socket, message } => ClientError::Http { socket, message },
         }
-    }
-
-    fn http(&self, e: impl std::fmt::Display) -> ClientError {
-        ClientError::Http {
-            socket: self.socket.clone(),
-            message: e.to_string(),
-        }
-    }
-
-    /// Send one request; the response body is left to the caller (it may be a stream).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&'static str, Vec<u8>)>,
-    ) -> Result<Response<Incoming>, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.http(e))?;
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "airlock");
-        let bytes = match body {
-            Some((content_type, b)) => {
-                req = req.header("content-type", content_type);
-                Bytes::from(b)
-            }
-            None => Bytes::new(),
-        };
-        let req = req.body(Full::new(bytes)).map_err(|e| self.http(e))?;
-        sender.send_request(req).await.map_err(|e| self.http(e))
-    }
-
-    /// Send one request and read the whole reply.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&'static str, Vec<u8>)>,
-    ) -> Result<Reply, ClientError> {
-        let resp = self.send(method, path, body).await?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.http(e))?
-            .to_bytes();
-        Ok(Reply { status, body })
-    }
-
-    /// Feed each chunk of a streamed body to `sink` until the stream ends.
-    pub async fn drain(
-        &self,
-        resp: Response<Incoming>,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<(), ClientError> {
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| self.http(e))?;
-            if let Some(data) = frame.data_ref() {
-                sink(data).map_err(|e| self.http(e))?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,14 +1,16 @@
 //! Which repositories the host may clone for a task: URL normalisation and the operator's
 //! `[repo_access]` rules (schemes, local directories, the ssh identity).
 //!
-//! Pure: the URL and the rules in, a [`Location`] or a refusal message out. Patterns in
-//! `[[repos]]` are matched against [`Location::key`], never against the text the client sent,
-//! so `https://h/acme/../evil.git` cannot pass a `https://h/acme/**` rule (dot segments are
-//! refused outright, as are encoded ones).
+//! Pure: the URL and the rules in, a [`Location`] (normalised by [`crate::repo_url`]) or a
+//! refusal message out. Patterns in `[[repos]]` are matched against [`Location::key`], never
+//! against the text the client sent, so `https://h/acme/../evil.git` cannot pass a
+//! `https://h/acme/**` rule (dot segments are refused outright, as are encoded ones).
 
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
+
+pub use crate::repo_url::{locate, Location};
 
 /// Schemes accepted when `operator.toml` names none.
 pub const DEFAULT_SCHEMES: [&str; 2] = ["https", "ssh"];
@@ -45,84 +47,6 @@ impl Default for RepoAccess {
             ssh: None,
         }
     }
-}
-
-/// A repository location after normalisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// An absolute, lexically clean host path.
-    Local(PathBuf),
-    /// `scheme://host[:port]/path`: lower-case scheme and host, no user, no dot segments.
-    Remote { scheme: String, key: String },
-}
-
-impl Location {
-    /// What `[[repos]]` patterns are matched against.
-    pub fn key(&self) -> String {
-        match self {
-            Location::Local(p) => p.display().to_string(),
-            Location::Remote { key, .. } => key.clone(),
-        }
-    }
-}
-
-/// Normalise a repository URL or path (as the spec validated it: local paths are absolute).
-pub fn locate(url: &str) -> Result<Location, String> {
-    if url.chars().any(|c| c.is_control() || c == '\\') {
-        return Err("contains control characters or backslashes".into());
-    }
-    match url.split_once("://") {
-        None => local(url),
-        Some(("file", rest)) => local(rest),
-        Some(_) => remote(url),
-    }
-}
-
-fn local(path: &str) -> Result<Location, String> {
-    let p = Path::new(path);
-    if !p.is_absolute() {
-        return Err("a local repository path must be absolute".into());
-    }
-    if path.split('/').any(|s| s == "." || s == "..") {
-        return Err("a local repository path may not contain `.` or `..` segments".into());
-    }
-    let clean: PathBuf = p.components().collect();
-    Ok(Location::Local(clean))
-}
-
-fn remote(text: &str) -> Result<Location, String> {
-    let (_, after) = text.split_once("://").unwrap_or(("", text));
-    let (authority, path_part) = after.split_once('/').unwrap_or((after, ""));
-    if authority.is_empty() {
-        return Err("names no host".into());
-    }
-    let lower = path_part.to_ascii_lowercase();
-    if path_part
-        .split('/')
-        .any(|s| s == "." || s == ".." || s.is_empty())
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-    {
-        return Err(
-            "the path may not contain `.`/`..` or empty segments, nor encoded dots or slashes"
-                .into(),
-        );
-    }
-    let u = url::Url::parse(text).map_err(|e| format!("is not a valid URL: {e}"))?;
-    if u.password().is_some() {
-        return Err("credentials in the URL are not accepted".into());
-    }
-    if u.query().is_some() || u.fragment().is_some() {
-        return Err("a query or fragment is not accepted".into());
-    }
-    let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
-        return Err("names no host".into());
-    };
-    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let scheme = u.scheme().to_ascii_lowercase();
-    let key = format!("{scheme}://{}{port}{}", host.to_ascii_lowercase(), u.path());
-    Ok(Location::Remote { scheme, key })
 }
 
 /// Whether `loc` may be used by a task from `source_is_cli`, per `access`. Local paths are
@@ -170,49 +94,6 @@ pub fn clean_dir(text: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(u: &str) -> Result<String, String> {
-        locate(u).map(|l| l.key())
-    }
-
-    #[test]
-    fn remote_urls_are_normalised() {
-        assert_eq!(
-            key("https://Git.Example.COM/acme/app.git").unwrap(),
-            "https://git.example.com/acme/app.git"
-        );
-        assert_eq!(
-            key("ssh://git@host.example:2222/acme/app.git").unwrap(),
-            "ssh://host.example:2222/acme/app.git"
-        );
-        assert_eq!(
-            key("https://h.example:443/a/b.git").unwrap(),
-            "https://h.example/a/b.git"
-        );
-    }
-
-    #[test]
-    fn dot_segments_and_tricks_are_refused() {
-        for u in [
-            "https://h/acme/../evil.git",
-            "https://h/acme/./x.git",
-            "https://h/acme/%2e%2e/evil.git",
-            "https://h/acme/%2E./evil.git",
-            "https://h/acme%2f..%2fevil.git",
-            "https://h/acme//evil.git",
-            "https://u:pw@h/acme/x.git",
-            "https://h/acme/x.git?x=1",
-            "https://h/acme/x.git#f",
-            "https:///acme/x.git",
-            "https://h/a\\..\\b",
-            "/srv/git/../../var/lib/airlock/cache",
-            "/srv/git/./x",
-            "file:///srv/git/../x",
-            "relative/path",
-        ] {
-            assert!(locate(u).is_err(), "{u} should be refused");
-        }
-    }
 
     #[test]
     fn schemes_local_dirs_and_ssh_are_the_operators() {

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::files::Ctx;
 use super::PolicyError;
 
-/// The sandbox uid when `operator.toml` sets none.
-pub const DEFAULT_SANDBOX_UID: u32 = 65532;
+pub use crate::sandbox::hardening::DEFAULT_SANDBOX_UID;
 
 /// The sandbox identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

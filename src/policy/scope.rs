@@ -1,22 +1,12 @@
 //! Scope rules run on every attempt's diff: protected paths, file count, diff size, binaries.
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use serde::Serialize;
 
 use super::{Scope, ScopeAction};
 use crate::vocab::Reason;
 
-/// Compile a path pattern. `*` stays within one path segment; `**` crosses them.
-pub fn compile(pattern: &str) -> Result<GlobMatcher, String> {
-    if pattern.trim().is_empty() {
-        return Err("empty pattern".into());
-    }
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map(|g: Glob| g.compile_matcher())
-        .map_err(|e| format!("`{pattern}` is not a valid pattern: {e}"))
-}
+pub use crate::pattern::compile;
 
 /// One path the diff touches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -145,7 +145,7 @@ impl Session<'_> {
         let earlier = self.push_once(&mut rec)?;
         (report.pushed, report.earlier, report.pr) = (true, earlier, rec.pr.clone());
         rec.stage = Stage::Pushed;
-        rec.updated_at = crate::artifacts::now_rfc3339();
+        rec.updated_at = crate::units::now_rfc3339();
         record::write(self.job.record, &rec)?;
         emit(
             "pushed",
@@ -180,7 +180,7 @@ impl Session<'_> {
             commit: self.job.commit.into(),
             stage: Stage::Pushing,
             pr: None,
-            updated_at: crate::artifacts::now_rfc3339(),
+            updated_at: crate::units::now_rfc3339(),
         }
     }
 
@@ -304,9 +304,9 @@ pub fn dry_run(remote: &Remote, job: &Job) -> Result<Value, PushError> {
 
 fn write_pr_file(path: &Path, v: &Value) -> Result<(), PushError> {
     let bytes = serde_json::to_vec_pretty(v).unwrap_or_default();
-    crate::artifacts::write_atomic(path, &bytes).map_err(|e| PushError::Io {
+    crate::nofollow::write_atomic(path, &bytes).map_err(|source| PushError::Io {
         op: "write",
         path: path.to_path_buf(),
-        source: e.source,
+        source,
     })
 }

@@ -106,7 +106,7 @@ pub fn parse_opened(forge: Forge, resp: &ApiResponse) -> Result<Opened, String> 
         return Err(format!(
             "HTTP {}: {}",
             resp.status,
-            crate::artifacts::neutralise(&msg)
+            crate::untrusted::neutralise(&msg)
         ));
     }
     let v = resp.json();

@@ -40,7 +40,7 @@ pub struct Target<'a> {
 
 /// Hardened git in `git_dir`, carrying `token` for `url` only.
 pub fn command(git_dir: &Path, url: &str, user: &str, token: &SecretString) -> Command {
-    let mut cmd = crate::workspace::git::git(git_dir);
+    let mut cmd = crate::hostgit::git(git_dir);
     for c in PUSH_HARDENING {
         cmd.arg("-c").arg(c);
     }
@@ -155,7 +155,7 @@ fn capture<R: Read>(pipe: Option<R>, redactor: &Redactor) -> String {
     }
     let tail = stream.finish();
     kept.extend_from_slice(&tail[..tail.len().min(MAX_OUTPUT.saturating_sub(kept.len()))]);
-    crate::artifacts::neutralise(&String::from_utf8_lossy(&kept))
+    crate::untrusted::neutralise(&String::from_utf8_lossy(&kept))
 }
 
 #[cfg(test)]

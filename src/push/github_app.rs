@@ -203,7 +203,7 @@ fn check_grant_for(
 fn message(resp: &ApiResponse) -> String {
     resp.json()["message"]
         .as_str()
-        .map(crate::artifacts::neutralise)
+        .map(crate::untrusted::neutralise)
         .unwrap_or_else(|| resp.excerpt())
 }
 

@@ -52,7 +52,7 @@ impl ApiResponse {
     /// A short, neutralised excerpt of the body for an error message.
     pub fn excerpt(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
-        crate::artifacts::neutralise(&text.chars().take(300).collect::<String>())
+        crate::untrusted::neutralise(&text.chars().take(300).collect::<String>())
     }
 }
 

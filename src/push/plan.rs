@@ -1,8 +1,6 @@
 //! Whether a finished task pushes, and the one ref it may push. Pure.
 
-use crate::artifacts::State;
-use crate::spec::Level;
-use crate::vocab::Reason;
+use crate::vocab::{Level, Reason, State};
 
 use super::config::Remote;
 

@@ -90,7 +90,7 @@ fn run(
         return Err(MintError::Failed {
             program,
             status: status.to_string(),
-            stderr: crate::artifacts::neutralise(&text),
+            stderr: crate::untrusted::neutralise(&text),
         });
     }
     Ok(stdout)

@@ -67,10 +67,10 @@ pub fn read(path: &Path) -> Option<Record> {
 /// Write the record durably.
 pub fn write(path: &Path, r: &Record) -> Result<(), PushError> {
     let bytes = serde_json::to_vec_pretty(r).unwrap_or_default();
-    crate::artifacts::write_atomic(path, &bytes).map_err(|e| PushError::Io {
+    crate::nofollow::write_atomic(path, &bytes).map_err(|source| PushError::Io {
         op: "write",
         path: path.to_path_buf(),
-        source: e.source,
+        source,
     })
 }
 

@@ -39,7 +39,9 @@ use bollard::models::{
 use super::detect::EngineKind;
 use super::{LABEL_LOCK, LABEL_MANAGED, LABEL_ROLE, LABEL_SESSION, LABEL_TASK};
 
-pub use crate::policy::sandbox_user::DEFAULT_SANDBOX_UID;
+/// The sandbox uid when `operator.toml` sets none: 65532 (distroless's `nonroot`), from the
+/// range Debian never gives host accounts.
+pub const DEFAULT_SANDBOX_UID: u32 = 65532;
 
 /// This process's sandbox uid (= gid): `operator.toml` `[sandbox] uid`, applied once the
 /// policies are loaded ([`use_sandbox_uid`]); [`DEFAULT_SANDBOX_UID`] before that.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::hardening::{labels, CPU_PERIOD, ENGINE_LOG_BYTES, HOME, NOFILE, NPROC, SHM_BYTES};
 use super::{ContainerPlan, SandboxError};
-use crate::daemon::client::Client;
+use crate::unixhttp::Client;
 
 /// The libpod create request for `plan`; `plan.mounts` must already hold the host-side scratch
 /// binds (Podman has no capped tmpfs options).

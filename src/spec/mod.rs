@@ -11,12 +11,12 @@ mod validate;
 mod work;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::vocab::Level;
 pub use validate::{load, parse_str, parse_submitted};
 pub use work::{Dependencies, RequestedScope, TaskKind};
 
@@ -24,40 +24,6 @@ pub use work::{Dependencies, RequestedScope, TaskKind};
 pub const MAX_ISSUE_BYTES: u64 = 256 * 1024;
 /// Largest title accepted.
 pub const MAX_TITLE_CHARS: usize = 200;
-
-/// A permission level, L0 (read-only) to L4 (automation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Level {
-    L0,
-    L1,
-    L2,
-    L3,
-    L4,
-}
-
-impl Level {
-    pub const ALL: [Level; 5] = [Level::L0, Level::L1, Level::L2, Level::L3, Level::L4];
-
-    pub fn parse(text: &str) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.as_str() == text)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::L0 => "L0",
-            Level::L1 => "L1",
-            Level::L2 => "L2",
-            Level::L3 => "L3",
-            Level::L4 => "L4",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Where the source comes from: a local path (made absolute) or a remote URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

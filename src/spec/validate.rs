@@ -148,7 +148,7 @@ impl Validator<'_> {
 
     fn local_repo(&self, path: &str) -> Result<String, SpecError> {
         if !self.resolve_local {
-            return crate::policy::repo_access::locate(path)
+            return crate::repo_url::locate(path)
                 .map(|l| l.key())
                 .map_err(|m| self.err("repo.url", format!("`{path}`: {m}")));
         }

@@ -177,7 +177,7 @@ fn patterns(field: &str, list: &[String]) -> Result<(), FieldError> {
         ));
     }
     for (i, p) in list.iter().enumerate() {
-        crate::policy::scope::compile(p).map_err(|m| (format!("{field}[{i}]"), m))?;
+        crate::pattern::compile(p).map_err(|m| (format!("{field}[{i}]"), m))?;
     }
     Ok(())
 }

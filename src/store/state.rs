@@ -4,7 +4,7 @@
 //! `running` by a daemon that died is either re-queued or ends `error` / `runner_restart`.
 //! Final states never change.
 
-use crate::artifacts::State;
+use crate::vocab::State;
 
 /// Where a task is in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -207,8 +207,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::State;
     use crate::store::{End, NewTask};
+    use crate::vocab::State;
 
     fn new(id: &str, spec: &str) -> NewTask {
         NewTask {

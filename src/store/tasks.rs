@@ -7,8 +7,8 @@ use super::events::{daemon_event, insert_event};
 use super::retention::Finished;
 use super::state::{next, Phase, Transition};
 use super::{rfc3339, Store, StoreError};
-use crate::artifacts::State;
 use crate::vocab::Reason;
+use crate::vocab::State;
 
 /// A task as submitted (already validated).
 #[derive(Debug, Clone)]

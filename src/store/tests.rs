@@ -1,6 +1,6 @@
 use super::*;
-use crate::artifacts::State;
 use crate::vocab::Reason;
+use crate::vocab::State;
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("airlock.db")).unwrap()

@@ -185,9 +185,9 @@ pub fn fields(source: &str, detail: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::State;
     use crate::store::End;
     use crate::vocab::Reason;
+    use crate::vocab::State;
 
     fn task(id: &str) -> NewTask {
         NewTask {

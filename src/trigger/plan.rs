@@ -7,7 +7,7 @@
 
 use super::{text, Actor, Event, Forge, Kind};
 use crate::policy::Source;
-use crate::spec::Level;
+use crate::vocab::Level;
 
 /// GitHub `author_association` values that count as write access to the repository.
 pub const TRUSTED_ASSOCIATIONS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];

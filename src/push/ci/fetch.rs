@@ -142,7 +142,7 @@ pub fn fetch_log(pr: &PrConfig, url: String, token: &SecretString) -> Result<Vec
                 {
                     return Err(format!(
                         "log redirect to `{}`: only https (or loopback http) is followed",
-                        crate::artifacts::neutralise(&loc)
+                        crate::untrusted::neutralise(&loc)
                     ));
                 }
                 next = loc;

@@ -6,10 +6,10 @@ use tokio_postgres::Transaction;
 
 use super::schema::NOW_MS;
 use super::{pg, PgStore};
-use crate::artifacts::State;
 use crate::store::backend::{Lease, LostTask, Reaped, Renewed};
 use crate::store::{daemon_event, now_ms, Claimed, End, StoreError};
 use crate::vocab::Reason;
+use crate::vocab::State;
 
 /// The fence every write after a claim carries: still ours, at this epoch, lease not expired
 /// (by the database's clock). `$1` id, `$2` epoch.

@@ -7,10 +7,10 @@ use tokio_postgres::Row;
 use super::queue::{event, notify};
 use super::schema::NOW_MS;
 use super::{pg, PgStore, CHANNEL_QUEUE};
-use crate::artifacts::State;
 use crate::store::events::EVENTS_PAGE;
 use crate::store::retention::Finished;
 use crate::store::{daemon_event, now_ms, CancelOutcome, End, NewTask, Phase, StoreError, TaskRow};
+use crate::vocab::State;
 
 const COLUMNS: &str = "seq, id, title, level, source, state, reason, message, cancel_requested, \
      restarts, session, submitted_at, started_at, finished_at, summary, epoch, artifacts_prefix";

@@ -11,7 +11,9 @@
 //! `nix`'s `openat2` (already a dependency, a thin wrapper over the syscall) is used rather than
 //! `cap-std`: cap-std confines resolution to a root but follows links that stay inside it, and
 //! here no link is wanted at all. The roots themselves are canonicalised once at start
-//! ([`super::root::secure_root`]), so every path below them is link-free when nothing is wrong.
+//! (`artifacts::secure_root`), so every path below them is link-free when nothing is wrong.
+//!
+//! A leaf: `artifacts` and `push` (its records) write through it.
 
 use std::ffi::OsStr;
 use std::fs::File;
