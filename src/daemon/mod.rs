@@ -47,6 +47,7 @@ use crate::policy::{Policies, PolicyError};
 use crate::sandbox::{Engine, SandboxError, LABEL_SESSION, LABEL_TASK};
 use crate::store::pg::{PgSettings, PgStore, CHANNEL_QUEUE};
 use crate::store::{LeaseTimes, LocalStore, Store, StoreError};
+use crate::vocab::Exit;
 
 /// Why the daemon did not start (or stopped abnormally).
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +82,11 @@ impl DaemonError {
     /// 2: the operator's input (config, policies) is invalid · 4: anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Config(_) | DaemonError::Policies(_) => 2,
-            DaemonError::Root(e) if !matches!(e, crate::artifacts::RootError::Io { .. }) => 2,
-            _ => 4,
+            DaemonError::Config(_) | DaemonError::Policies(_) => Exit::Invalid.code(),
+            DaemonError::Root(e) if !matches!(e, crate::artifacts::RootError::Io { .. }) => {
+                Exit::Invalid.code()
+            }
+            _ => Exit::Fault.code(),
         }
     }
 }
@@ -106,7 +109,7 @@ pub fn main(config_path: &Path) -> i32 {
             r
         });
     match result {
-        Ok(()) => 0,
+        Ok(()) => Exit::Ok.code(),
         Err(e) => {
             tracing::error!(error = %e, "daemon stopped");
             eprintln!(
