@@ -13,12 +13,12 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::TaskRun;
 use super::baseline_cache::{self as cache, Key};
 use super::containers::Job;
 use super::deadline_after;
 use super::engine_port::Containers;
 use super::gate_run::GateResult;
+use super::task::TaskRun;
 use crate::artifacts::{neutralise, write_atomic, CappedLog};
 use crate::gate::{
     tests_not_run, BaseCommand, Baseline, CommandView, Failure, FailureOrigin as Origin, RedFlag,
@@ -56,7 +56,7 @@ pub(super) struct Computed {
 impl TaskRun {
     /// Find the baseline in the cache or start computing it; never fails the task.
     pub(super) async fn start_baseline(&mut self, cancel: &CancellationToken) {
-        let Some(gate) = self.spec.gate.clone().filter(|_| self.adm.run_gate) else {
+        let Some(gate) = self.ctx.spec.gate.clone().filter(|_| self.ctx.adm.run_gate) else {
             return;
         };
         self.baseline = match self
@@ -80,30 +80,35 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<BaselineState, String> {
         let key = Key {
-            base_commit: self.ws.base_commit.clone(),
-            gate_image_id: self.engine.image_id(image).await?,
+            base_commit: self.ctx.ws.base_commit.clone(),
+            gate_image_id: self.ctx.engine.image_id(image).await?,
             commands: commands.to_vec(),
             env: self
+                .ctx
                 .spec
                 .agent
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            runtime: self.adm.runtime.as_str().into(),
+            runtime: self.ctx.adm.runtime.as_str().into(),
         };
-        let dir = cache::dir(&self.state_dir).map_err(|e| e.to_string())?;
+        let dir = cache::dir(&self.ctx.state_dir).map_err(|e| e.to_string())?;
         if let Some((b, from)) = cache::load(&dir, &key) {
             self.events.emit(
                 "baseline",
                 json!({ "status": "cached", "computed_by": from, "key": key.stem() }),
             );
-            self.progress
+            self.ctx
+                .progress
                 .phase("baseline", &format!("cached (computed by task {from})"));
             return Ok(BaselineState::Ready(Some(Arc::new(b))));
         }
-        let view =
-            tokio::task::block_in_place(|| self.ws.base_view(VIEW)).map_err(|e| e.to_string())?;
+        let view = self
+            .ctx
+            .on_workspace(|ws| ws.base_view(VIEW))
+            .await
+            .map_err(|e| e.to_string())?;
         let mounts = vec![MountPlan {
             source: view,
             target: "/workspace".into(),
@@ -128,19 +133,19 @@ impl TaskRun {
             "baseline",
             json!({ "status": "started", "key": key.stem() }),
         );
-        self.progress.phase(
+        self.ctx.progress.phase(
             "baseline",
             "the gate over the untouched base, beside the agent",
         );
         let job = Background {
-            engine: self.engine.clone(),
+            engine: self.ctx.engine.clone(),
             plans,
-            deadline: deadline_after(self.started, self.adm.limits.timeout),
+            deadline: deadline_after(self.ctx.started, self.ctx.adm.limits.timeout),
             cancel: cancel.child_token(),
-            log_bytes: self.adm.limits.log_bytes,
+            log_bytes: self.ctx.adm.limits.log_bytes,
             dir,
             key,
-            task_id: self.task_id.clone(),
+            task_id: self.ctx.task_id.clone(),
         };
         Ok(BaselineState::Pending(tokio::spawn(job.run())))
     }
@@ -152,7 +157,7 @@ impl TaskRun {
                 let computed = handle
                     .await
                     .unwrap_or_else(|e| Computed::failed(e.to_string()));
-                let ready = self.settle_baseline(computed);
+                let ready = self.settle_baseline(computed).await;
                 self.baseline = BaselineState::Ready(ready);
             }
         }
@@ -162,8 +167,8 @@ impl TaskRun {
         }
     }
 
-    fn settle_baseline(&mut self, c: Computed) -> Option<Arc<Baseline>> {
-        if let Err(e) = tokio::task::block_in_place(|| self.ws.drop_view(VIEW)) {
+    async fn settle_baseline(&mut self, c: Computed) -> Option<Arc<Baseline>> {
+        if let Err(e) = self.ctx.on_workspace(|ws| ws.drop_view(VIEW)).await {
             tracing::warn!(error = %e, "cannot drop the baseline view");
         }
         let mut log = Vec::new();
@@ -176,7 +181,7 @@ impl TaskRun {
             log.extend_from_slice(bytes);
         }
         if !c.runs.is_empty() {
-            if let Err(e) = write_atomic(&self.artifacts.path("logs/baseline.log"), &log) {
+            if let Err(e) = write_atomic(&self.ctx.artifacts.path("logs/baseline.log"), &log) {
                 tracing::warn!(error = %e, "cannot write the baseline log");
             }
         }
@@ -192,7 +197,7 @@ impl TaskRun {
             .map(|c| c.failures.len())
             .sum();
         self.events.emit("baseline", json!({ "status": status, "computed_by": c.cached_from, "error": c.error, "failures": failing }));
-        self.progress.phase(
+        self.ctx.progress.phase(
             "baseline",
             &format!("{status}: {failing} failure(s) on the base"),
         );

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::TaskRun;
-use crate::artifacts::{AttemptVerdict, CiFeedback, Feedback, State, Summary};
+use super::task::TaskRun;
+use crate::artifacts::{CiFeedback, Feedback, State, Summary};
 use crate::judge::{judge, ContainerFacts, GateFacts, Verdict};
 use crate::policy::Preexisting;
 use crate::push::ci::{self, CiConfig, CiOutcome, CiRound, MintedCi};
@@ -47,11 +47,14 @@ const CI_FAILED: ContainerFacts = ContainerFacts {
 impl TaskRun {
     /// The remote and its `[remote.ci]`, when this task's pushes wait for CI.
     pub(super) fn ci_remote(&self) -> Option<(Remote, CiConfig)> {
-        let config = self.adm.policy.push_config.as_ref()?;
-        if config.dry_run || !self.adm.policy.push || self.adm.level < crate::spec::Level::L3 {
+        let config = self.ctx.adm.policy.push_config.as_ref()?;
+        if config.dry_run
+            || !self.ctx.adm.policy.push
+            || self.ctx.adm.level < crate::spec::Level::L3
+        {
             return None;
         }
-        let remote = config.remote_for(&self.spec.repo.url)?;
+        let remote = config.remote_for(&self.ctx.spec.repo.url)?;
         let ci = remote.ci.clone()?;
         Some((remote.clone(), ci))
     }
@@ -82,7 +85,7 @@ impl TaskRun {
                 "waiting_ci",
                 json!({ "phase": "waiting_ci", "round": round_n, "commit": commit, "wait_s": cfg.wait.as_secs(), "forge": cfg.forge, "project": cfg.project }),
             );
-            self.progress.phase(
+            self.ctx.progress.phase(
                 "waiting_ci",
                 &format!(
                     "CI on {} (up to {}s)",
@@ -153,13 +156,13 @@ impl TaskRun {
                 Verdict::Retry => {}
             }
             let feedback = Feedback {
-                attempt: self.attempts.len() as u32,
+                attempt: self.history.len() as u32,
                 failures: round
                     .failures
                     .iter()
                     .filter(|f| {
                         f.origin != Some(crate::gate::FailureOrigin::Preexisting)
-                            || self.adm.policy.preexisting == Preexisting::MustFix
+                            || self.ctx.adm.policy.preexisting == Preexisting::MustFix
                     })
                     .cloned()
                     .collect(),
@@ -168,7 +171,7 @@ impl TaskRun {
                     job: round.jobs[0].clone(),
                 }),
             };
-            self.progress.phase(
+            self.ctx.progress.phase(
                 "judge",
                 &format!("CI failed on {commit}: another attempt ({links})"),
             );
@@ -180,35 +183,25 @@ impl TaskRun {
 
     /// The same judge: the attempt that produced the pushed commit now has CI's failures.
     fn judge_ci(&mut self, round: &CiRound) -> Verdict {
-        let report = self.adm.policy.preexisting == Preexisting::Report;
-        if let Some(last) = self.facts.last_mut() {
-            last.gate = Some(GateFacts {
-                containers: vec![CI_FAILED],
-                flaky_only: false,
-                preexisting_only: report && round.preexisting_only(),
-            });
-            last.signatures = if report {
-                round.signatures()
-            } else {
-                let mut s: Vec<String> =
-                    round.failures.iter().map(|f| f.signature.clone()).collect();
-                s.sort();
-                s.dedup();
-                s
-            };
-        }
-        let verdict = judge(&self.facts, self.budget());
-        let n = self.attempts.len();
-        if let Some(a) = self.attempts.last_mut() {
-            a.verdict = match &verdict {
-                Verdict::Retry => AttemptVerdict::Retry,
-                Verdict::Stop {
-                    state: State::Green,
-                    ..
-                } => AttemptVerdict::Green,
-                Verdict::Stop { .. } => AttemptVerdict::Stop,
-            };
-        }
+        let report = self.ctx.adm.policy.preexisting == Preexisting::Report;
+        let signatures = if report {
+            round.signatures()
+        } else {
+            let mut s: Vec<String> = round.failures.iter().map(|f| f.signature.clone()).collect();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let gate = GateFacts {
+            containers: vec![CI_FAILED],
+            flaky_only: false,
+            preexisting_only: report && round.preexisting_only(),
+        };
+        self.history.set_ci_gate(gate, signatures);
+        let verdict = judge(&self.history.facts(), self.budget());
+        let n = self.history.len();
+        self.history
+            .set_verdict(super::history::verdict_name(&verdict));
         self.events.emit(
             "verdict",
             json!({ "attempt": n, "source": "ci", "verdict": verdict }),
@@ -236,9 +229,9 @@ impl TaskRun {
         let held = std::mem::take(&mut self.ci.held);
         let (remote, cfg, commit) = (remote.clone(), cfg.clone(), commit.to_string());
         let (task_id, repo, base) = (
-            self.task_id.clone(),
-            self.spec.repo.url.clone(),
-            self.ws.base_commit.clone(),
+            self.ctx.task_id.clone(),
+            self.ctx.spec.repo.url.clone(),
+            self.ctx.ws.base_commit.clone(),
         );
         let joined = tokio::task::spawn_blocking(move || {
             let mut held = held;
@@ -264,7 +257,7 @@ impl TaskRun {
                 round
             }
             Err(e) => CiRound::new(
-                &self.ws.base_commit,
+                &self.ctx.ws.base_commit,
                 &CiOutcome::Unreadable {
                     error: format!("the CI wait failed: {e}"),
                 },
@@ -286,8 +279,9 @@ impl TaskRun {
         summary.message = message.map(|m| crate::artifacts::neutralise(&m));
         summary.ci = self.ci.rounds.clone();
         summary.finished_at = crate::artifacts::now_rfc3339();
-        summary.duration_s = (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        self.progress
+        summary.duration_s = (self.ctx.started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        self.ctx
+            .progress
             .phase("ci", &format!("{} ({})", state.as_str(), reason.as_str()));
         self.rewrite_after_ci(&mut summary);
         summary

@@ -4,8 +4,8 @@
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::TaskRun;
 use super::deadline_after;
+use super::task::TaskRun;
 use crate::artifacts::{neutralise, write_atomic, CappedLog, ContainerRecord};
 use crate::gate::{Failure, ParseLimits, StreamParser, Truncation};
 use crate::judge::ContainerFacts;
@@ -38,28 +38,29 @@ impl TaskRun {
         n: u32,
         cancel: &CancellationToken,
     ) -> Result<Ran, SandboxError> {
-        let read_only = self.adm.policy.checkout == Checkout::ReadOnly;
+        let read_only = self.ctx.adm.policy.checkout == Checkout::ReadOnly;
         let mut mounts = vec![
             MountPlan {
-                source: self.ws.work_tree.clone(),
+                source: self.ctx.ws.work_tree.clone(),
                 target: "/workspace".into(),
                 read_only,
             },
             MountPlan {
-                source: self.airlock.dir.clone(),
+                source: self.ctx.airlock.dir.clone(),
                 target: "/airlock".into(),
                 read_only: true,
             },
             MountPlan {
-                source: self.airlock.out.clone(),
+                source: self.ctx.airlock.out.clone(),
                 target: "/airlock/out".into(),
                 read_only: false,
             },
         ];
         mounts.extend(self.egress_mount());
         let (argv, _) = self.agent_argv_env();
-        let image = self.spec.agent.image.clone();
-        self.progress
+        let image = self.ctx.spec.agent.image.clone();
+        self.ctx
+            .progress
             .phase("agent", &format!("attempt {n}: {}", argv.join(" ")));
         let job = Job {
             role: "agent",
@@ -88,16 +89,16 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<Ran, SandboxError> {
         let plan = self.plan(&job);
-        let mut log = CappedLog::new(self.adm.limits.log_bytes);
-        let out = self.adm.policy.output;
+        let mut log = CappedLog::new(self.ctx.adm.limits.log_bytes);
+        let out = self.ctx.adm.policy.output;
         let limits = ParseLimits {
             line_bytes: out.line_bytes as usize,
             parse_bytes: out.parse_bytes,
             failures: out.failures as usize,
         };
         let mut parser = job.parse.then(|| StreamParser::with_limits(limits));
-        let deadline = deadline_after(self.started, self.adm.limits.timeout);
-        let engine = self.engine.clone();
+        let deadline = deadline_after(self.ctx.started, self.ctx.adm.limits.timeout);
+        let engine = self.ctx.engine.clone();
         let events = &mut self.events;
         let n = job.attempt;
         let mut sink = |chunk: &[u8]| {
@@ -136,7 +137,7 @@ impl TaskRun {
             &log,
         );
         if not_runnable {
-            self.not_runnable = Some(super::startfail::message(
+            self.history.set_not_runnable(super::startfail::message(
                 job.role,
                 &job.argv,
                 job.image,
@@ -174,17 +175,18 @@ impl TaskRun {
     }
 
     pub(super) fn plan(&self, job: &Job<'_>) -> ContainerPlan {
-        let l = &self.adm.limits;
+        let l = &self.ctx.adm.limits;
         let mut env: Vec<(String, String)> = self
+            .ctx
             .spec
             .agent
             .env
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        env.push(("AIRLOCK_TASK_ID".into(), self.task_id.clone()));
+        env.push(("AIRLOCK_TASK_ID".into(), self.ctx.task_id.clone()));
         env.push(("AIRLOCK_ATTEMPT".into(), job.attempt.to_string()));
-        env.push(("AIRLOCK_LEVEL".into(), self.adm.level.to_string()));
+        env.push(("AIRLOCK_LEVEL".into(), self.ctx.adm.level.to_string()));
         env.push(("AIRLOCK_ROLE".into(), job.role.into()));
         if job.role == "agent" {
             env.extend(self.agent_argv_env().1);
@@ -192,7 +194,7 @@ impl TaskRun {
         ContainerPlan {
             name: format!(
                 "airlock-{}-{}{}-{}-{}",
-                self.task_id,
+                self.ctx.task_id,
                 job.role,
                 job.attempt,
                 job.step,
@@ -201,10 +203,10 @@ impl TaskRun {
             image: job.image.into(),
             argv: job.argv.clone(),
             env,
-            task_id: self.task_id.clone(),
-            session: self.session.clone(),
+            task_id: self.ctx.task_id.clone(),
+            session: self.ctx.session.clone(),
             role: job.role.into(),
-            runtime: self.adm.runtime.as_str().into(),
+            runtime: self.ctx.adm.runtime.as_str().into(),
             mounts: job.mounts.clone(),
             limits: SandboxLimits {
                 cpus: l.cpus,
@@ -214,8 +216,8 @@ impl TaskRun {
                 tmpfs_inodes: l.tmpfs_inodes,
             },
             workdir: "/workspace".into(),
-            lock: Some(self.ws.lock.path().to_path_buf()),
-            scratch: self.ws.root.join("scratch"),
+            lock: Some(self.ctx.ws.lock.path().to_path_buf()),
+            scratch: self.ctx.ws.root.join("scratch"),
         }
     }
 
@@ -234,7 +236,7 @@ impl TaskRun {
     }
 
     fn write_log_bytes(&self, role: &str, n: u32, text: &[u8]) {
-        if let Err(e) = write_atomic(&self.artifacts.log_path(role, n), text) {
+        if let Err(e) = write_atomic(&self.ctx.artifacts.log_path(role, n), text) {
             tracing::warn!(error = %e, "cannot write log");
         }
     }

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use super::attempt::TaskRun;
 use super::push_step::Exported;
+use super::task::TaskRun;
 use super::{branch_name, event_log, state_json, RunOptions};
 use crate::artifacts::{
     bundle, copy_tree, now_rfc3339, write_atomic, ArtifactDir, CopyReport, DiffStats, RepoRecord,
@@ -35,10 +35,10 @@ impl TaskRun {
     ) -> Summary {
         let mut summary = self.summary(state, reason, message);
         let mut held = std::mem::take(&mut self.ci.held);
-        for key in self.egress.iter().flat_map(|e| e.keys()) {
+        for key in self.ctx.egress.iter().flat_map(|e| e.keys()) {
             held.add(key);
         }
-        match self.export_files(&mut summary) {
+        match self.export_files(&mut summary).await {
             Ok(exported) => {
                 let before = summary.state;
                 self.push_step(&mut summary, &exported, &mut held).await;
@@ -53,7 +53,7 @@ impl TaskRun {
                 summary.message = Some(e);
             }
         }
-        self.progress.phase("export", &summary.artifacts);
+        self.ctx.progress.phase("export", &summary.artifacts);
         self.write_summary_and_bundle(&summary, &held.redactor);
         self.ci.held = held;
         summary
@@ -71,14 +71,17 @@ impl TaskRun {
         self.ci.held = held;
     }
 
-    fn export_files(&mut self, summary: &mut Summary) -> Result<Exported, String> {
-        write_atomic(&self.artifacts.path("diff.patch"), &self.last_diff.patch)
-            .map_err(|e| e.to_string())?;
+    async fn export_files(&mut self, summary: &mut Summary) -> Result<Exported, String> {
+        write_atomic(
+            &self.ctx.artifacts.path("diff.patch"),
+            &self.history.last_diff().patch,
+        )
+        .map_err(|e| e.to_string())?;
         let mut report = CopyReport::default();
         copy_tree(
-            &self.airlock.out,
-            &self.artifacts.path("out"),
-            self.adm.limits.out,
+            &self.ctx.airlock.out,
+            &self.ctx.artifacts.path("out"),
+            self.ctx.adm.limits.out,
             &mut report,
         )
         .map_err(|e| e.to_string())?;
@@ -91,12 +94,12 @@ impl TaskRun {
             self.events.emit("out_skipped", json!({ "paths": skipped }));
         }
         let commit = if self.wants_branch(summary) {
-            Some(self.export_branch(summary)?)
+            Some(self.export_branch(summary).await?)
         } else {
             None
         };
         let evidence = self.evidence(summary);
-        write_atomic(&self.artifacts.path("evidence.md"), evidence.as_bytes())
+        write_atomic(&self.ctx.artifacts.path("evidence.md"), evidence.as_bytes())
             .map_err(|e| e.to_string())?;
         Ok(Exported { commit, evidence })
     }
@@ -107,7 +110,7 @@ impl TaskRun {
         if redactor.is_empty() {
             return;
         }
-        let hits = scan::remove_hits(&self.artifacts.dir, redactor);
+        let hits = scan::remove_hits(&self.ctx.artifacts.dir, redactor);
         if hits.is_empty() {
             return;
         }
@@ -125,37 +128,43 @@ impl TaskRun {
     fn rewrite_evidence(&self, summary: &Summary, redactor: &Redactor) {
         let evidence = self.evidence(summary);
         let bytes = redactor.redact(evidence.as_bytes());
-        if let Err(e) = write_atomic(&self.artifacts.path("evidence.md"), &bytes) {
+        if let Err(e) = write_atomic(&self.ctx.artifacts.path("evidence.md"), &bytes) {
             tracing::error!(error = %e, "cannot rewrite evidence.md");
         }
     }
 
     fn evidence(&self, summary: &Summary) -> String {
         evidence::render(&evidence::Evidence {
-            spec: &self.spec,
+            spec: &self.ctx.spec,
             summary,
-            diff: &self.last_diff,
-            adm: &self.adm,
+            diff: self.history.last_diff(),
+            adm: &self.ctx.adm,
         })
     }
 
     /// L2 and above keep a local branch of a non-empty result in the bundle.
     fn wants_branch(&self, summary: &Summary) -> bool {
-        self.adm.level >= Level::L2
-            && !self.last_diff.files.is_empty()
+        self.ctx.adm.level >= Level::L2
+            && !self.history.last_diff().files.is_empty()
             && summary.state != State::Error
     }
 
-    fn export_branch(&mut self, summary: &mut Summary) -> Result<String, String> {
-        let branch = branch_name(&self.task_id, &self.spec.title);
-        let message = format!("{}\n\nairlock task {}", self.spec.title, self.task_id);
-        let bundle_path = self.artifacts.path("branch.bundle");
-        let commit = tokio::task::block_in_place(|| {
-            let parent = self.ci.pushed.as_deref();
-            self.ws
-                .export_branch_on(&branch, &message, &bundle_path, parent)
-        })
-        .map_err(|e| e.to_string())?;
+    async fn export_branch(&mut self, summary: &mut Summary) -> Result<String, String> {
+        let branch = branch_name(&self.ctx.task_id, &self.ctx.spec.title);
+        let message = format!(
+            "{}\n\nairlock task {}",
+            self.ctx.spec.title, self.ctx.task_id
+        );
+        let bundle_path = self.ctx.artifacts.path("branch.bundle");
+        let parent = self.ci.pushed.clone();
+        let on = branch.clone();
+        let commit = self
+            .ctx
+            .on_workspace(move |ws| {
+                ws.export_branch_on(&on, &message, &bundle_path, parent.as_deref())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         self.events
             .emit("branch", json!({ "branch": branch, "commit": commit }));
         summary.branch = Some(branch);
@@ -164,36 +173,36 @@ impl TaskRun {
     }
 
     fn summary(&self, state: State, reason: Reason, message: Option<String>) -> Summary {
-        let d = &self.last_diff;
-        let paths = match self.facts.last().map(|f| &f.scope) {
+        let d = self.history.last_diff();
+        let paths = match self.history.last().map(|a| &a.facts.scope) {
             _ if reason == super::risk_step::HIGH_RISK => {
                 super::risk_step::high_paths(&self.risk())
             }
             Some(ScopeVerdict::Blocked { paths, .. })
             | Some(ScopeVerdict::NeedsHuman { paths, .. }) => paths.clone(),
             _ => red_flag_paths(
-                self.attempts
+                self.history
                     .last()
-                    .map(|a| a.red_flags.as_slice())
+                    .map(|a| a.record.red_flags.as_slice())
                     .unwrap_or(&[]),
             ),
         };
         Summary {
             format_version: SUMMARY_FORMAT,
-            task_id: self.task_id.clone(),
-            title: self.spec.title.clone(),
+            task_id: self.ctx.task_id.clone(),
+            title: self.ctx.spec.title.clone(),
             state,
             reason,
             message,
-            level: self.adm.level.to_string(),
-            runtime: Some(self.adm.runtime.as_str().into()),
-            engine: Some(self.engine.info().clone()),
+            level: self.ctx.adm.level.to_string(),
+            runtime: Some(self.ctx.adm.runtime.as_str().into()),
+            engine: Some(self.ctx.engine.info().clone()),
             repo: RepoRecord {
-                url: Some(self.spec.repo.url.clone()),
-                base: Some(self.spec.repo.base.clone()),
-                base_commit: Some(self.ws.base_commit.clone()),
+                url: Some(self.ctx.spec.repo.url.clone()),
+                base: Some(self.ctx.spec.repo.base.clone()),
+                base_commit: Some(self.ctx.ws.base_commit.clone()),
             },
-            attempts: self.attempts.clone(),
+            attempts: self.history.records(),
             files_changed: d.files.iter().map(|f| f.path.clone()).collect(),
             diff: DiffStats {
                 files: d.files.len(),
@@ -206,13 +215,13 @@ impl TaskRun {
             branch: None,
             commit: None,
             pushed: false,
-            kind: self.spec.kind.as_str().into(),
+            kind: self.ctx.spec.kind.as_str().into(),
             risk: Some(self.risk()),
-            task_scope: Some(self.adm.task_scope.clone()),
-            started_at: self.started_at.clone(),
+            task_scope: Some(self.ctx.adm.task_scope.clone()),
+            started_at: self.ctx.started_at.clone(),
             finished_at: now_rfc3339(),
-            duration_s: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            artifacts: self.artifacts.dir.display().to_string(),
+            duration_s: (self.ctx.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            artifacts: self.ctx.artifacts.dir.display().to_string(),
             model_traffic: self.model_traffic(),
             ci: self.ci.rounds.clone(),
         }
@@ -221,7 +230,7 @@ impl TaskRun {
     fn write_summary_and_bundle(&mut self, summary: &Summary, redactor: &Redactor) {
         self.events
             .emit("exported", state_json(summary.state, summary.reason));
-        write_summary_masked(&self.artifacts, summary, redactor);
+        write_summary_masked(&self.ctx.artifacts, summary, redactor);
     }
 }
 

@@ -3,8 +3,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::{fault, TaskRun};
+use super::attempt::fault;
 use super::containers::Ran;
+use super::task::TaskRun;
 use crate::gate::{mark_origins, rerun_argv, test_counts, Failure, FailureClass, TestCounts};
 use crate::sandbox::{Ended, SandboxError};
 use crate::spec::GateSpec;
@@ -55,6 +56,7 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<GateResult, SandboxError> {
         let gate = self
+            .ctx
             .spec
             .gate
             .clone()
@@ -74,7 +76,7 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<GateResult, SandboxError> {
         let base = self.baseline().await;
-        let policy = self.adm.policy.preexisting;
+        let policy = self.ctx.adm.policy.preexisting;
         let mut result = GateResult {
             runs: vec![],
             reruns: vec![],
@@ -83,7 +85,8 @@ impl TaskRun {
             blocking: vec![],
         };
         for (i, argv) in gate.commands.iter().enumerate() {
-            self.progress
+            self.ctx
+                .progress
                 .phase("gate", &format!("attempt {n}: {}", argv.join(" ")));
             let ran = self
                 .gate_container(n, i, &gate.image, argv.clone(), cancel)
@@ -146,9 +149,9 @@ impl TaskRun {
     ) -> Result<(Vec<Failure>, Vec<Failure>), SandboxError> {
         let (known, mut remaining): (Vec<_>, Vec<_>) = failures
             .into_iter()
-            .partition(|f| self.deterministic.contains(&f.signature));
+            .partition(|f| self.history.is_deterministic(&f.signature));
         let mut flaky = Vec::new();
-        let total = self.adm.policy.flaky_reruns as usize;
+        let total = self.ctx.adm.policy.flaky_reruns as usize;
         let mut completed = 0;
         for k in 0..total {
             if remaining.is_empty() {
@@ -157,7 +160,7 @@ impl TaskRun {
             let Some(rerun) = rerun_argv(argv, &remaining) else {
                 break;
             };
-            self.progress.phase(
+            self.ctx.progress.phase(
                 "gate",
                 &format!("attempt {n}: flaky check: rerun {} of {total}", k + 1),
             );
@@ -185,8 +188,8 @@ impl TaskRun {
             }
         }
         if completed == total && total > 0 {
-            self.deterministic
-                .extend(remaining.iter().map(|f| f.signature.clone()));
+            self.history
+                .confirm_deterministic(remaining.iter().map(|f| f.signature.clone()));
         }
         remaining.extend(known);
         Ok((remaining, flaky))

@@ -4,12 +4,12 @@
 //! read-only bind is not recursive on Docker 20.10: the agent's writable `out/` submount must
 //! not be under what the gate mounts at all).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::TaskRun;
 use super::containers::{Job, Ran};
+use super::task::TaskRun;
 use crate::sandbox::{MountPlan, SandboxError};
 
 impl TaskRun {
@@ -23,9 +23,15 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> Result<Ran, SandboxError> {
         let name = format!("gate-{n}-{step}");
-        let view = tokio::task::block_in_place(|| self.ws.gate_view(&name)).map_err(fault)?;
-        let ctx = self.ws.root.join(&name).join("airlock");
-        let made = tokio::task::block_in_place(|| copy_packet(&self.airlock.dir, &ctx));
+        let view_name = name.clone();
+        let view = self
+            .ctx
+            .on_workspace(move |ws| ws.gate_view(&view_name))
+            .await
+            .map_err(fault)?;
+        let packet = self.ctx.ws.root.join(&name).join("airlock");
+        let (from, to) = (self.ctx.airlock.dir.clone(), packet.clone());
+        let made = super::context::blocking(move || copy_packet(&from, &to)).await;
         let result = match made {
             Ok(()) => {
                 let mounts = vec![
@@ -35,7 +41,7 @@ impl TaskRun {
                         read_only: false,
                     },
                     MountPlan {
-                        source: ctx,
+                        source: packet,
                         target: "/airlock".into(),
                         read_only: true,
                     },
@@ -53,7 +59,12 @@ impl TaskRun {
             }
             Err(e) => Err(fault(e)),
         };
-        if let Err(e) = tokio::task::block_in_place(|| self.ws.drop_view(&name)) {
+        let view_name = name.clone();
+        if let Err(e) = self
+            .ctx
+            .on_workspace(move |ws| ws.drop_view(&view_name))
+            .await
+        {
             tracing::warn!(error = %e, view = %name, "cannot drop the gate view");
         }
         result
@@ -62,7 +73,7 @@ impl TaskRun {
 
 /// Copy the regular files at the top of `from` (task.json, issue.md, prompt.md, feedback.json)
 /// into a new `to`; sub-directories (the agent's `out/`, sockets) are left out.
-fn copy_packet(from: &Path, to: &PathBuf) -> std::io::Result<()> {
+fn copy_packet(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

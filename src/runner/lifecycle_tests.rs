@@ -285,3 +285,26 @@ async fn a_cancel_during_the_agent_ends_the_task_cancelled() {
     assert_eq!(agent.ended, Ended::Cancelled);
     assert!(fake.role("gate").is_empty(), "no gate after a cancel");
 }
+
+/// Every blocking step (diff, red flags' trees, gate views, branch export, tear-down) runs on
+/// the blocking pool: the whole lifecycle works on a current-thread runtime, where
+/// `block_in_place` panics.
+#[tokio::test(flavor = "current_thread")]
+async fn the_lifecycle_runs_on_a_current_thread_runtime() {
+    let world = World::new();
+    let fake = FakeContainers::new(|plan| match plan.role.as_str() {
+        "agent" => Scripted::ok().effect(|ws, _| edit(ws, "src/app.py", "print(1)\n")),
+        _ => Scripted::ok().output(PASSED),
+    });
+    let summary = world
+        .run(world.spec("attempts = 2"), &fake, CancellationToken::new())
+        .await;
+    assert_eq!(
+        (summary.state, summary.reason),
+        (State::Green, Reason::GatePassed)
+    );
+    assert_eq!(summary.files_changed, vec!["src/app.py".to_string()]);
+    let dir = world.opts.artifacts_root.join(&summary.task_id);
+    assert!(summary.commit.is_some(), "L2 exports a branch");
+    assert!(dir.join("branch.bundle").exists());
+}

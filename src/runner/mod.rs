@@ -15,13 +15,16 @@ mod fake_engine;
 mod final_lines;
 mod gate_run;
 mod gate_view;
+mod history;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod model_egress;
+mod packet;
 mod progress;
 mod push_step;
 mod risk_step;
 mod startfail;
+mod task;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,10 +186,16 @@ async fn run_task_on(
             &ws.base_commit[..12.min(ws.base_commit.len())]
         ),
     );
-    let mut task = attempt::TaskRun::new(
-        spec, admission, engine, ws, opts, task_id, progress, started,
-    )
-    .map_err(|e| NotRun::Fault(e.to_string()))?;
+    let start = context::Start {
+        spec,
+        adm: admission,
+        engine,
+        ws,
+        task_id,
+        progress,
+        started,
+    };
+    let mut task = task::TaskRun::new(start, opts).map_err(|e| NotRun::Fault(e.to_string()))?;
     let summary = task.execute(cancel).await;
     task.finish(opts.keep).await;
     Ok(summary)
@@ -299,7 +308,8 @@ pub async fn recover(
     engine: &Engine,
     progress: &Progress,
 ) -> Vec<String> {
-    let stale = tokio::task::block_in_place(|| crate::workspace::recover_stale(state_dir));
+    let dir = state_dir.to_path_buf();
+    let stale = context::blocking(move || crate::workspace::recover_stale(&dir)).await;
     for id in &stale {
         progress.phase(
             "recover",

@@ -5,8 +5,8 @@
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::TaskRun;
-use super::context::AirlockDir;
+use super::packet::AirlockDir;
+use super::task::TaskRun;
 use crate::egress::{self, preset, Egress};
 use crate::policy::Admission;
 use crate::sandbox::MountPlan;
@@ -55,7 +55,7 @@ pub fn agent_run(
 
 impl TaskRun {
     pub(super) fn emit_egress_started(&mut self) {
-        let Some(e) = &self.egress else { return };
+        let Some(e) = &self.ctx.egress else { return };
         let providers: Vec<_> = e
             .grants
             .iter()
@@ -68,18 +68,19 @@ impl TaskRun {
     /// The agent's argv and its model env for attempt `n` (the prompt was written already).
     pub(super) fn agent_argv_env(&self) -> (Vec<String>, Vec<(String, String)>) {
         let grants = self
+            .ctx
             .egress
             .as_ref()
             .map(|e| e.grants.as_slice())
             .unwrap_or(&[]);
         let prompt =
-            std::fs::read_to_string(self.airlock.dir.join("prompt.md")).unwrap_or_default();
-        agent_run(&self.spec, grants, &prompt)
+            std::fs::read_to_string(self.ctx.airlock.dir.join("prompt.md")).unwrap_or_default();
+        agent_run(&self.ctx.spec, grants, &prompt)
     }
 
     /// The socket dir, for the agent's container only.
     pub(super) fn egress_mount(&self) -> Option<MountPlan> {
-        self.egress.as_ref().map(|e| MountPlan {
+        self.ctx.egress.as_ref().map(|e| MountPlan {
             source: e.dir.clone(),
             target: egress::CONTAINER_DIR.into(),
             read_only: true,
@@ -93,7 +94,7 @@ impl TaskRun {
         cancel: &CancellationToken,
     ) -> (CancellationToken, Option<tokio::task::JoinHandle<()>>) {
         let token = cancel.child_token();
-        let Some(e) = &self.egress else {
+        let Some(e) = &self.ctx.egress else {
             return (token, None);
         };
         let exhausted = e.traffic().exhausted_token();
@@ -107,16 +108,19 @@ impl TaskRun {
 
     /// The budget that ran out, if one did.
     pub(super) fn model_budget_exhausted(&self) -> Option<String> {
-        self.egress.as_ref().and_then(|e| e.traffic().exhausted())
+        self.ctx
+            .egress
+            .as_ref()
+            .and_then(|e| e.traffic().exhausted())
     }
 
     /// `summary.json`'s `model_traffic`.
     pub(super) fn model_traffic(&self) -> Option<egress::TrafficReport> {
-        self.egress.as_ref().map(|e| e.traffic().report())
+        self.ctx.egress.as_ref().map(|e| e.traffic().report())
     }
 
     pub(super) fn stop_egress(&mut self) {
-        if let Some(e) = &self.egress {
+        if let Some(e) = &self.ctx.egress {
             e.stop();
         }
     }

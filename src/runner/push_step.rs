@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::attempt::TaskRun;
+use super::task::TaskRun;
 use super::PushGate;
 use crate::artifacts::{State, Summary};
 use crate::push::{self, flow, Job, PushError, Remote, Skip};
@@ -120,20 +120,21 @@ impl TaskRun {
             return fail(summary, &e, held);
         }
         let job = OwnedJob {
-            task_id: self.task_id.clone(),
-            title: self.spec.title.clone(),
-            repo: self.spec.repo.url.clone(),
-            base: self.spec.repo.base.clone(),
+            task_id: self.ctx.task_id.clone(),
+            title: self.ctx.spec.title.clone(),
+            repo: self.ctx.spec.repo.url.clone(),
+            base: self.ctx.spec.repo.base.clone(),
             branch: branch.clone(),
             commit,
-            git_dir: self.ws.root.join("branch.git"),
+            git_dir: self.ctx.ws.root.join("branch.git"),
             evidence: exported.evidence.clone(),
-            issue: self.spec.issue_url.clone(),
-            record: self.artifacts.path("push.json"),
-            pr_file: self.artifacts.path("pr.json"),
+            issue: self.ctx.spec.issue_url.clone(),
+            record: self.ctx.artifacts.path("push.json"),
+            pr_file: self.ctx.artifacts.path("pr.json"),
             after: self.ci.pushed.clone(),
         };
         if self
+            .ctx
             .adm
             .policy
             .push_config
@@ -143,10 +144,11 @@ impl TaskRun {
             let result = flow::dry_run(&remote, &job.borrowed());
             return self.dry_run_done(summary, result.map(|_| ()), held);
         }
-        if let Err(e) = ask_gate(self.push_gate.clone()).await {
+        if let Err(e) = ask_gate(self.ctx.push_gate.clone()).await {
             return fail(summary, &e, held);
         }
-        self.progress
+        self.ctx
+            .progress
             .phase("push", &format!("{branch} -> {}", remote.push_url));
         let pushed = push_blocking(remote.clone(), job, std::mem::take(held)).await;
         *held = pushed.held;
@@ -158,11 +160,11 @@ impl TaskRun {
 
     /// The remote to push to, or `None` with the reason recorded (nothing for L0–L2).
     fn remote(&mut self, summary: &mut Summary) -> Option<Remote> {
-        let config = self.adm.policy.push_config.as_ref();
-        let remote = config.and_then(|c| c.remote_for(&self.spec.repo.url));
+        let config = self.ctx.adm.policy.push_config.as_ref();
+        let remote = config.and_then(|c| c.remote_for(&self.ctx.spec.repo.url));
         let decided = push::decide(
-            self.adm.level,
-            self.adm.policy.push,
+            self.ctx.adm.level,
+            self.ctx.adm.policy.push,
             summary.state,
             summary.branch.as_deref(),
             remote,
@@ -176,7 +178,7 @@ impl TaskRun {
                 if skip == Skip::NoRemote && summary.message.is_none() {
                     summary.message = Some(format!(
                         "not pushed: push.toml pins no remote for `{}`; the branch is in branch.bundle",
-                        self.spec.repo.url
+                        self.ctx.spec.repo.url
                     ));
                 }
                 None
@@ -186,7 +188,7 @@ impl TaskRun {
 
     /// No token exists while a container of the task does.
     pub(super) async fn containers_gone(&self) -> Result<(), PushError> {
-        let listed = self.engine.task_containers(&self.task_id).await;
+        let listed = self.ctx.engine.task_containers(&self.ctx.task_id).await;
         match listed {
             Ok(ids) if ids.is_empty() => Ok(()),
             Ok(ids) => Err(PushError::ContainersRemain { count: ids.len() }),
@@ -233,7 +235,7 @@ impl TaskRun {
         if let Some(pr) = &report.pr {
             m.push_str(&format!("; draft PR #{}: {}", pr.number, pr.url));
         }
-        self.progress.phase("push", &m);
+        self.ctx.progress.phase("push", &m);
         summary.message = Some(m);
     }
 

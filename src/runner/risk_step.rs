@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::attempt::TaskRun;
+use super::task::TaskRun;
 use crate::artifacts::State;
 use crate::policy::risk::{classify, ChangeFacts};
 use crate::policy::{ChangedFile, Risk, RiskLevel, ScopeVerdict, TaskScope};
@@ -44,9 +44,9 @@ pub(super) fn high_paths(risk: &Risk) -> Vec<String> {
 impl TaskRun {
     /// The risk of the last attempt's change under the operator's rules.
     pub(super) fn risk(&self) -> Risk {
-        let d = &self.last_diff;
+        let d = self.history.last_diff();
         classify(
-            &self.adm.risk,
+            &self.ctx.adm.risk,
             &ChangeFacts {
                 files: &d.files,
                 lines: d.insertions + d.deletions,
@@ -62,7 +62,7 @@ impl TaskRun {
         reason: Reason,
         message: Option<String>,
     ) -> (State, Reason, Option<String>) {
-        let policy = &self.adm.policy;
+        let policy = &self.ctx.adm.policy;
         if state != State::Green || !policy.push || !policy.stop_high_risk {
             return (state, reason, message);
         }
@@ -80,7 +80,8 @@ impl TaskRun {
             "high_risk_stop",
             json!({ "gate_reason": reason, "rules": names }),
         );
-        self.progress
+        self.ctx
+            .progress
             .phase("risk", &format!("high ({}): not pushed", names.join(", ")));
         let message = format!(
             "the gate passed, but the change is high risk ({}); {} stops such changes before push",
