@@ -61,10 +61,17 @@ pub struct Pg {
     pub port: u16,
     pub password_file: PathBuf,
     password: String,
+    /// Server options appended to the defaults (a later `-c` wins).
+    options: String,
 }
 
 impl Pg {
     pub fn start() -> Pg {
+        Pg::start_with("")
+    }
+
+    /// As [`Pg::start`], with extra server options (e.g. `-c fsync=on`).
+    pub fn start_with(options: &str) -> Pg {
         let dir = tempfile::Builder::new()
             .prefix("airlock-pg")
             .tempdir()
@@ -114,6 +121,7 @@ impl Pg {
             dir,
             password_file,
             password,
+            options: options.to_string(),
         };
         pg.up();
         pg
@@ -126,9 +134,10 @@ impl Pg {
     /// Start (again) on the same port.
     pub fn up(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 {}",
             self.port,
-            self.dir.path().join("run").display()
+            self.dir.path().join("run").display(),
+            self.options
         );
         let out = as_nobody(&pg_bin("pg_ctl"))
             .arg("-D")
@@ -501,6 +510,33 @@ impl Runner {
             serde_json::from_slice(&body)
                 .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
         ))
+    }
+
+    /// A POST with extra headers (a webhook delivery, say).
+    pub fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let rest = &raw[split + 4..];
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
+        (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// The raw body (de-chunked) of a GET.
