@@ -326,9 +326,18 @@ fn a_budget_overrun_stops_the_cli(cli: Cli, runtime: &str) {
     assert_eq!(
         ran.state_reason(),
         ("needs_human".into(), "model_budget_exhausted".into()),
-        "{}\n{}",
+        "{}\n{}\nagent log:\n{}\nserver saw: {:?}",
         ran.stderr,
-        ran.summary()
+        ran.summary(),
+        r.w.artifact(&ran, "logs/agent-1.log")
+            .chars()
+            .take(20_000)
+            .collect::<String>(),
+        r.server
+            .requests()
+            .iter()
+            .map(|q| format!("{} {}?{}", q.method, q.path, q.query))
+            .collect::<Vec<_>>()
     );
     let s = ran.summary();
     assert!(
