@@ -15,6 +15,7 @@ mod common;
 mod queue_support;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -560,4 +561,157 @@ fn the_object_store_down_during_export_ends_the_task_with_a_reason_and_publishes
         "t"
     );
     assert_eq!(t["summary"]["reason"], "artifact_store_failed", "{t}");
+}
+
+const HOOK_SECRET: &str = "hook-secret-0123456789abcdef";
+
+/// `[[trigger]]` (GitHub, label `airlock` on acme/tasks-app) and `extra` for every runner; the
+/// template's agent waits `secs` so the task is still live while the test looks.
+fn intake_extra(world: &World, secs: u32, extra: &str) -> String {
+    let dir = world.tmp.path().join("intake");
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("hook.secret");
+    std::fs::write(&secret, format!("{HOOK_SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let template = dir.join("template.toml");
+    std::fs::write(
+        &template,
+        format!(
+            "level = \"L2\"\n[repo]\nurl = {}\nbase = \"main\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"sh\", \"-c\", \"cat /airlock/issue.md > /airlock/out/report; sleep {secs}\"]\n[gate]\ncommands = [[\"true\"]]\n",
+            common::toml_str(&world.repo.display().to_string())
+        ),
+    )
+    .unwrap();
+    format!(
+        "[[trigger]]\nforge = \"github\"\nsecret_file = {secret:?}\nrepository = \"acme/tasks-app\"\nlabel = \"airlock\"\ntemplate = {template:?}\n{}",
+        extra.replace("TEMPLATE", &format!("{template:?}"))
+    )
+}
+
+fn labeled_event() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/webhooks/github-issues-labeled.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    v.to_string()
+}
+
+fn github(r: &Runner, delivery: &str, body: &str) -> (u16, Value) {
+    let sig = airlock::trigger::verify::sign_hex(HOOK_SECRET.as_bytes(), body.as_bytes());
+    let h = [
+        ("X-GitHub-Event", "issues".to_string()),
+        ("X-GitHub-Delivery", delivery.to_string()),
+        ("X-Hub-Signature-256", format!("sha256={sig}")),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    r.post("/v1/hooks/github", &h, body)
+}
+
+/// A forge that delivers one event to two runners (two webhooks, or a retry landing on the
+/// other runner): both answer, one task starts, the other answer names it.
+#[test]
+fn the_same_signed_delivery_to_two_runners_starts_exactly_one_task() {
+    let world = World::new();
+    let pg = Pg::start();
+    let extra = intake_extra(&world, 4, "");
+    let rs = runners(&world, &pg, &["a", "b"], LONG, &extra);
+    let body = labeled_event();
+    let gate = std::sync::Barrier::new(2);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let hs: Vec<_> = rs
+            .iter()
+            .map(|r| {
+                let (gate, body) = (&gate, &body);
+                s.spawn(move || {
+                    gate.wait();
+                    github(r, "race-1", body)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let started: Vec<&(u16, Value)> = answers.iter().filter(|a| a.0 == 202).collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "{answers:?}\n{}\n{}",
+        rs[0].log(),
+        rs[1].log()
+    );
+    let id = started[0].1["id"].as_str().unwrap().to_string();
+    let other = answers.iter().find(|a| a.0 != 202).unwrap();
+    assert_eq!(other.0, 200, "{other:?}");
+    assert_eq!(other.1["id"].as_str(), Some(id.as_str()), "{other:?}");
+    assert!(
+        other.1["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("already started"),
+        "{other:?}"
+    );
+    assert_eq!(pg.sql("SELECT COUNT(*) FROM tasks"), "1");
+    assert_eq!(
+        pg.sql("SELECT delivery, task_id FROM deliveries"),
+        format!("github:race-1|{id}")
+    );
+    // Another delivery for the same issue while its task is live, on either runner.
+    for (r, d) in rs.iter().zip(["busy-a", "busy-b"]) {
+        let (code, busy) = github(r, d, &body);
+        assert_eq!(code, 200, "{busy}");
+        assert!(
+            busy["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("queued or running"),
+            "{busy}"
+        );
+    }
+    let t = rs[1].wait_final(&id, 120);
+    assert_eq!(
+        (t["state"].as_str(), t["level"].as_str()),
+        (Some("green"), Some("L2")),
+        "{t}"
+    );
+    let trig = db_events(&pg, &id, "triggered");
+    assert_eq!(trig.len(), 1, "{trig:?}");
+    assert_eq!(trig[0]["delivery"], "race-1", "{trig:?}");
+    assert_eq!(pg.sql("SELECT COUNT(*) FROM tasks"), "1", "one task in all");
+    // After it ended, a new delivery for the issue starts a new task.
+    let (code, again) = github(&rs[0], "after-1", &body);
+    assert_eq!(code, 202, "{again}");
+    let next = again["id"].as_str().unwrap().to_string();
+    assert_eq!(rs[0].wait_final(&next, 120)["state"], "green");
+}
+
+/// Every runner ticks the same per-second schedule; each slot starts one task.
+#[test]
+fn two_runners_with_the_same_schedule_fire_each_slot_once() {
+    let world = World::new();
+    let pg = Pg::start();
+    let sched = "[[schedule]]\nname = \"tick\"\ncron = \"*/2 * * * * *\"\ntemplate = TEMPLATE\n";
+    let extra = intake_extra(&world, 0, sched);
+    let rs = runners(&world, &pg, &["a", "b"], LONG, &extra);
+    wait_until(60, "four scheduled tasks", || {
+        pg.sql("SELECT COUNT(*) FROM tasks").parse::<u32>().unwrap() >= 4
+    });
+    let slots = pg.sql(
+        "SELECT body::json->>'slot_ms' FROM events WHERE body::json->>'event' = 'triggered' \
+         ORDER BY 1",
+    );
+    let slots: Vec<&str> = slots.lines().collect();
+    let mut unique = slots.clone();
+    unique.dedup();
+    assert!(slots.len() >= 4, "{slots:?}");
+    assert_eq!(unique, slots, "a slot fired twice");
+    // Every scheduled task has its slot row and every slot row its task.
+    assert_eq!(
+        pg.sql(
+            "SELECT COUNT(*) FROM tasks t FULL JOIN schedule_slots s ON s.task_id = t.id \
+             WHERE t.id IS NULL OR s.task_id IS NULL"
+        ),
+        "0"
+    );
+    let first = rs[0].wait_final(&pg.sql("SELECT id FROM tasks ORDER BY seq LIMIT 1"), 120);
+    assert_eq!(first["state"], "green", "{first}");
 }

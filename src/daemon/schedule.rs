@@ -1,8 +1,9 @@
 //! `[[schedule]]`: tasks started by the clock (source `schedule`, trusted: the operator wrote
 //! the template). Cron is evaluated by `croner` in UTC.
 //!
-//! Each slot that starts a task is recorded with it in one transaction, and every schedule
-//! remembers when the daemon first saw it, so after a restart the latest slot missed while the
+//! Each slot that starts a task is recorded with it in one transaction (on a shared queue a
+//! unique `(schedule, slot)` row, so runners that all tick start one task per slot), and every
+//! schedule remembers when the daemon first saw it, so after a restart the latest slot missed while the
 //! daemon was down runs once (not once per missed slot) and a slot that already ran never runs
 //! again. The loop only reads the clock; [`Scheduler::tick`] takes `now` and is tested with an
 //! injected clock.
@@ -20,7 +21,7 @@ use super::shared::Shared;
 use crate::policy::Source;
 use crate::spec::Level;
 use crate::store::triggers::{fields, Key, Triggered};
-use crate::store::{now_ms, rfc3339, NewTask, Store, StoreError};
+use crate::store::{now_ms, rfc3339, NewTask, StoreError, TaskStore};
 
 /// How often the clock is read.
 const TICK: Duration = Duration::from_secs(1);
@@ -51,29 +52,30 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Load each schedule's state (first seen, latest slot run) from the store.
-    pub fn load(
-        store: &mut Store,
+    pub async fn load(
+        store: &dyn TaskStore,
         rules: &[ScheduleRule],
         cap: Option<Level>,
         now_ms: i64,
     ) -> Result<Scheduler, StoreError> {
         let mut entries = Vec::new();
         for r in rules {
-            let (since, last) = store.schedule_state(&r.name, now_ms)?;
+            let (since, last) = store.schedule_state(r.name.clone(), now_ms).await?;
             entries.push((r.clone(), last.map_or(since, |l| l.max(since))));
         }
         Ok(Scheduler { entries, cap })
     }
 
-    /// Start the task of every schedule with a slot due at `now_ms`.
-    pub fn tick(&mut self, store: &mut Store, now_ms: i64) -> Vec<Fired> {
+    /// Start the task of every schedule with a slot due at `now_ms`. On a shared queue every
+    /// runner ticks; the store lets one task start per slot.
+    pub async fn tick(&mut self, store: &dyn TaskStore, now_ms: i64) -> Vec<Fired> {
         let mut fired = Vec::new();
         for (rule, after) in &mut self.entries {
             let Some(slot) = due(&rule.cron, *after, now_ms) else {
                 continue;
             };
             *after = slot;
-            match start(store, rule, self.cap, slot, now_ms) {
+            match start(store, rule, self.cap, slot).await {
                 Ok(Some(task_id)) => fired.push(Fired {
                     schedule: rule.name.clone(),
                     slot_ms: slot,
@@ -89,12 +91,11 @@ impl Scheduler {
     }
 }
 
-fn start(
-    store: &mut Store,
+async fn start(
+    store: &dyn TaskStore,
     rule: &ScheduleRule,
     cap: Option<Level>,
     slot: i64,
-    now: i64,
 ) -> Result<Option<String>, String> {
     let Some(cap) = cap else {
         tracing::warn!(schedule = %rule.name, "operator.toml [sources] allows no `schedule` task; slot skipped");
@@ -114,16 +115,22 @@ fn start(
         trigger: Source::Schedule.key().into(),
         author_trusted: true,
     };
+    let id = task.id.clone();
     let key = Key::Slot {
         schedule: rule.name.clone(),
         slot_ms: slot,
     };
     let detail = json!({ "schedule": rule.name, "cron": rule.cron_text, "slot": rfc3339(slot), "slot_ms": slot, "level": level.as_str() });
     match store
-        .insert_triggered(&task, &key, fields(Source::Schedule.key(), detail), now)
+        .insert_triggered(task, key, fields(Source::Schedule.key(), detail))
+        .await
         .map_err(|e| e.to_string())?
     {
-        Triggered::Inserted => Ok(Some(task.id)),
+        Triggered::Inserted => Ok(Some(id)),
+        Triggered::SlotTaken { task_id } => {
+            tracing::debug!(schedule = %rule.name, slot = %rfc3339(slot), task = %task_id, "slot already started a task");
+            Ok(None)
+        }
         _ => Ok(None),
     }
 }
@@ -133,18 +140,13 @@ pub async fn run(ctx: Arc<Shared>, stop: CancellationToken) {
     if ctx.config.schedules.is_empty() {
         return;
     }
-    let rules = ctx.config.schedules.clone();
     let cap = ctx
         .policies
         .operator
         .sources
         .get(Source::Schedule.key())
         .copied();
-    let loaded = ctx
-        .db
-        .call(move |s| Scheduler::load(s, &rules, cap, now_ms()))
-        .await;
-    let mut sched = match loaded {
+    let mut sched = match Scheduler::load(&*ctx.db, &ctx.config.schedules, cap, now_ms()).await {
         Ok(s) => s,
         Err(e) => return tracing::error!(error = %e, "schedules not started"),
     };
@@ -152,17 +154,7 @@ pub async fn run(ctx: Arc<Shared>, stop: CancellationToken) {
         if !ctx.intake_open() {
             return;
         }
-        let result = ctx
-            .db
-            .call(move |s| {
-                let fired = sched.tick(s, now_ms());
-                Ok((sched, fired))
-            })
-            .await;
-        let Ok((back, fired)) = result else {
-            return tracing::error!("the schedule loop lost its store");
-        };
-        sched = back;
+        let fired = sched.tick(&*ctx.db, now_ms()).await;
         if !fired.is_empty() {
             ctx.events_stored();
             ctx.wake.notify_one();

@@ -13,8 +13,8 @@ use crate::policy::Policies;
 use crate::store::{CancelOutcome, LocalStore, Store, StoreError, TaskStore};
 
 /// The queue: the embedded SQLite store, or the PostgreSQL one shared with other runners,
-/// behind [`TaskStore`]. Webhook deliveries and schedule slots are kept by the SQLite store
-/// only ([`Db::call`]); a shared queue refuses them at config load.
+/// behind [`TaskStore`]. Pull-request outcomes (the statistics) are kept by the SQLite store
+/// only ([`Db::call`]).
 #[derive(Clone)]
 pub struct Db {
     store: Arc<dyn TaskStore>,
@@ -33,7 +33,7 @@ impl Db {
         Db { store, local: None }
     }
 
-    /// Run `f` on the SQLite store (its own features: deliveries, schedules).
+    /// Run `f` on the SQLite store (its own feature: pull-request outcomes for the statistics).
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -42,7 +42,7 @@ impl Db {
         match &self.local {
             Some(l) => l.call(f).await,
             None => Err(StoreError::Unsupported {
-                what: "webhook deliveries and schedule slots",
+                what: "pull-request outcomes (the statistics)",
             }),
         }
     }

@@ -175,7 +175,7 @@ pub fn target(ctx: &Shared, rule: &TriggerRule, issue: u64) -> Option<Target> {
 /// The target of a task a webhook started, from its stored delivery (`None` for other tasks).
 pub async fn target_of(ctx: &Arc<Shared>, task_id: &str) -> Option<Target> {
     let id = task_id.to_string();
-    let key = ctx.db.call(move |s| s.issue_of(&id)).await.ok()??;
+    let key = ctx.db.issue_of(id).await.ok()??;
     let (route, rest) = key.split_once(':')?;
     let (repo, number) = rest.rsplit_once('#')?;
     let rule = ctx

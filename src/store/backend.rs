@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::retention::Finished;
+use super::triggers::{Key, Triggered};
 use super::{CancelOutcome, Claimed, End, NewTask, Phase, StoreError, TaskRow};
 
 /// What a runner holds after a claim: the task at one fencing epoch. Writes carrying an older
@@ -93,4 +94,23 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn delete_finished(&self, ids: Vec<String>) -> Result<usize, StoreError>;
     async fn add_session(&self, session: String) -> Result<(), StoreError>;
     async fn sessions(&self) -> Result<Vec<String>, StoreError>;
+    /// Insert `task` (queued) unless `key` already started one (a webhook delivery seen
+    /// before, or whose issue has a queued or running task; a schedule slot that ran), in one
+    /// transaction with the record of `key`. Safe when several runners get the same key at
+    /// once: exactly one inserts. `fields` go into the task's `triggered` event (no secrets).
+    async fn insert_triggered(
+        &self,
+        task: NewTask,
+        key: Key,
+        fields: serde_json::Value,
+    ) -> Result<Triggered, StoreError>;
+    /// The issue key (`<forge>:<repo>#<n>`) of a task a webhook started.
+    async fn issue_of(&self, task_id: String) -> Result<Option<String>, StoreError>;
+    /// When `schedule` was first seen (recorded as `now_ms` the first time, by whichever
+    /// runner saw it first) and its latest slot that started a task.
+    async fn schedule_state(
+        &self,
+        schedule: String,
+        now_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError>;
 }

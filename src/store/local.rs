@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::backend::{Lease, LeaseTimes, Reaped, Renewed, TaskStore};
 use super::retention::Finished;
+use super::triggers::{Key, Triggered};
 use super::{now_ms, CancelOutcome, Claimed, End, NewTask, Phase, Store, StoreError, TaskRow};
 
 /// The embedded store, shared by the daemon's tasks.
@@ -126,5 +127,28 @@ impl TaskStore for LocalStore {
 
     async fn sessions(&self) -> Result<Vec<String>, StoreError> {
         self.call(|s| s.sessions()).await
+    }
+
+    async fn insert_triggered(
+        &self,
+        task: NewTask,
+        key: Key,
+        fields: serde_json::Value,
+    ) -> Result<Triggered, StoreError> {
+        self.call(move |s| s.insert_triggered(&task, &key, fields, now_ms()))
+            .await
+    }
+
+    async fn issue_of(&self, task_id: String) -> Result<Option<String>, StoreError> {
+        self.call(move |s| s.issue_of(&task_id)).await
+    }
+
+    async fn schedule_state(
+        &self,
+        schedule: String,
+        now_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        self.call(move |s| s.schedule_state(&schedule, now_ms))
+            .await
     }
 }

@@ -61,17 +61,6 @@ impl V<'_> {
         let state_dir = self.abs("state_dir", raw.state_dir)?;
         let state_dir = state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         let artifacts = self.abs("artifacts_dir", raw.artifacts_dir)?;
-        if raw.queue.is_some() && (raw.trigger.is_some() || raw.schedule.is_some()) {
-            let field = if raw.trigger.is_some() {
-                "trigger"
-            } else {
-                "schedule"
-            };
-            return Err(self.err(
-                field,
-                "is not supported with [queue] yet (webhook deliveries and schedule slots are kept by the embedded store); run intake on a runner without [queue]",
-            ));
-        }
         Ok(Config {
             file: self.file.to_path_buf(),
             socket: self

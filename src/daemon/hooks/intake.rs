@@ -13,7 +13,7 @@ use super::{forge, ignored, Map};
 use crate::policy::Source;
 use crate::runner::new_task_id;
 use crate::store::triggers::{fields, Key, Triggered};
-use crate::store::{now_ms, NewTask};
+use crate::store::NewTask;
 use crate::trigger::plan::{plan, Caps, Plan, Rule};
 use crate::trigger::{Event, Forge};
 
@@ -109,11 +109,8 @@ async fn store(
     target: Option<super::super::status::Target>,
 ) -> Response<Body> {
     task.id = new_task_id();
-    let (t, k, id) = (task.clone(), key.clone(), task.id.clone());
-    let r = ctx
-        .db
-        .call(move |s| s.insert_triggered(&t, &k, fields, now_ms()))
-        .await;
+    let id = task.id.clone();
+    let r = ctx.db.insert_triggered(task, key, fields).await;
     match r {
         Ok(Triggered::Inserted) => {
             ctx.events_stored();

@@ -53,6 +53,8 @@ pub async fn closed(
             )
         }
         Ok(false) => ignored("no finished task pushed this branch"),
+        // A shared queue keeps no outcomes: answered (a 5xx would make the forge redeliver).
+        Err(e @ crate::store::StoreError::Unsupported { .. }) => ignored(&e.to_string()),
         Err(e) => reply::internal(&e),
     })
 }

@@ -14,6 +14,7 @@ mod queue;
 mod read;
 pub mod schema;
 mod store;
+mod triggers;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Transaction};
 
 use super::queue::{event, notify};
 use super::schema::NOW_MS;
@@ -17,28 +17,10 @@ const COLUMNS: &str = "seq, id, title, level, source, state, reason, message, ca
 
 impl PgStore {
     pub(super) async fn insert_task(&self, t: NewTask) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, \
-             author_trusted) VALUES ($1, $2, $3, $4, $5, 'queued', {NOW_MS}, $6, $7)"
-        );
         self.run("insert a task", move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await.map_err(pg("begin an insert"))?;
-                let params: [&(dyn ToSql + Sync); 7] = [
-                    &t.id,
-                    &t.title,
-                    &t.level,
-                    &t.source,
-                    &t.spec,
-                    &t.trigger,
-                    &t.author_trusted,
-                ];
-                tx.execute(&sql, &params)
-                    .await
-                    .map_err(pg("insert a task"))?;
-                let body = daemon_event(&t.id, "queued", now_ms(), json!({ "title": t.title }));
-                event(&tx, &t.id, &body).await?;
-                notify(&tx, CHANNEL_QUEUE, &t.id).await?;
+                insert_in(&tx, &t).await?;
                 tx.commit().await.map_err(pg("commit an insert"))
             })
         })
@@ -249,6 +231,29 @@ impl PgStore {
         })
         .await
     }
+}
+
+/// Insert a queued task and its `queued` event in `tx`, and wake every runner's dispatcher.
+pub(super) async fn insert_in(tx: &Transaction<'_>, t: &NewTask) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, \
+         author_trusted) VALUES ($1, $2, $3, $4, $5, 'queued', {NOW_MS}, $6, $7)"
+    );
+    let params: [&(dyn ToSql + Sync); 7] = [
+        &t.id,
+        &t.title,
+        &t.level,
+        &t.source,
+        &t.spec,
+        &t.trigger,
+        &t.author_trusted,
+    ];
+    tx.execute(&sql, &params)
+        .await
+        .map_err(pg("insert a task"))?;
+    let body = daemon_event(&t.id, "queued", now_ms(), json!({ "title": t.title }));
+    event(tx, &t.id, &body).await?;
+    notify(tx, CHANNEL_QUEUE, &t.id).await
 }
 
 fn task_row(r: &Row) -> TaskRow {

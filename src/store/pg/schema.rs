@@ -17,7 +17,7 @@ const LOCK_KEY: i64 = 0x0061_6972_6c6f_636b;
 pub(crate) const NOW_MS: &str = "(extract(epoch from now()) * 1000)::bigint";
 
 /// `(version, SQL)`, in order. Never edit a released one: add the next.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 const V1: &str = "
 CREATE TABLE tasks (
@@ -56,6 +56,30 @@ CREATE INDEX events_by_task ON events(task_id, id);
 CREATE TABLE sessions (
     session    TEXT PRIMARY KEY,
     started_at BIGINT NOT NULL
+);
+";
+
+/// Webhook intake and schedules on the shared queue: a delivery (`<forge>:<delivery id>`) and a
+/// schedule slot are each unique, inserted in the transaction of the task they start, so the
+/// same delivery to two runners, or the same slot seen by two runners, starts one task.
+const V2: &str = "
+CREATE TABLE deliveries (
+    delivery    TEXT PRIMARY KEY,
+    issue_key   TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_by_issue ON deliveries(issue_key);
+CREATE INDEX deliveries_by_task ON deliveries(task_id);
+CREATE TABLE schedules (
+    schedule TEXT PRIMARY KEY,
+    since    BIGINT NOT NULL
+);
+CREATE TABLE schedule_slots (
+    schedule TEXT NOT NULL,
+    slot     BIGINT NOT NULL,
+    task_id  TEXT NOT NULL,
+    PRIMARY KEY (schedule, slot)
 );
 ";
 

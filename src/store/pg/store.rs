@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::PgStore;
 use crate::store::backend::{Lease, LeaseTimes, Reaped, Renewed, TaskStore};
 use crate::store::retention::Finished;
+use crate::store::triggers::{Key, Triggered};
 use crate::store::{CancelOutcome, Claimed, End, NewTask, Phase, StoreError, TaskRow};
 
 #[async_trait]
@@ -94,5 +95,26 @@ impl TaskStore for PgStore {
 
     async fn sessions(&self) -> Result<Vec<String>, StoreError> {
         self.list_sessions().await
+    }
+
+    async fn insert_triggered(
+        &self,
+        task: NewTask,
+        key: Key,
+        fields: serde_json::Value,
+    ) -> Result<Triggered, StoreError> {
+        self.insert_triggered_task(task, key, fields).await
+    }
+
+    async fn issue_of(&self, task_id: String) -> Result<Option<String>, StoreError> {
+        self.delivery_issue(task_id).await
+    }
+
+    async fn schedule_state(
+        &self,
+        schedule: String,
+        now_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        self.schedule_since(schedule, now_ms).await
     }
 }
