@@ -13,6 +13,7 @@
 
 mod common;
 mod queue_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
@@ -714,4 +715,152 @@ fn two_runners_with_the_same_schedule_fire_each_slot_once() {
     );
     let first = rs[0].wait_final(&pg.sql("SELECT id FROM tasks ORDER BY seq LIMIT 1"), 120);
     assert_eq!(first["state"], "green", "{first}");
+}
+
+/// A push world for L3 tasks: the git smart-HTTP server serving the world's repo as
+/// `tasks.git`, a token provider granted `refs/heads/agent/*` on it, push.toml pointing there.
+fn push_world() -> (support::world::PushWorld, support::provider::Provider) {
+    use std::time::SystemTime;
+    let w = support::world::PushWorld::new();
+    let token = support::provider::test_token();
+    let provider = support::provider::Provider::new(
+        &w.fixtures.join("provider"),
+        &token,
+        SystemTime::now() + Duration::from_secs(1800),
+    );
+    w.git.grant(
+        &token,
+        support::git_server::Grant {
+            repo: "tasks.git".into(),
+            expires: SystemTime::now() + Duration::from_secs(3600),
+            ref_prefix: "refs/heads/agent/".into(),
+        },
+    );
+    w.push_toml(&provider.toml(), "");
+    (w, provider)
+}
+
+/// A runner of the shared queue whose API submissions are trusted (so L3 tasks push).
+fn trusted_runner(world: &World, pg: &Pg, name: &str) -> Runner {
+    let mut r = Runner::new(
+        world.tmp.path(),
+        name,
+        &world.policies,
+        pg,
+        &pg.url(),
+        SHORT,
+        "",
+    );
+    let text = std::fs::read_to_string(&r.config).unwrap();
+    std::fs::write(&r.config, format!("author_trusted = true\n{text}")).unwrap();
+    r.spawn();
+    r
+}
+
+fn l3_spec(world: &World, script: &str) -> String {
+    std::fs::read_to_string(world.spec("L3", &["sh", "-c", script], support::world::GATE)).unwrap()
+}
+
+/// A runner killed with `kill -9` before the push of an L3 task: another runner re-queues it
+/// after the lease, runs it again and pushes once; the server saw exactly one receive-pack,
+/// the branch holds the change, and nothing of the dead runner is left.
+#[test]
+fn a_runner_killed_before_its_push_is_replaced_and_the_branch_is_pushed_exactly_once() {
+    let (w, _provider) = push_world();
+    let pg = Pg::start();
+    let mut a = trusted_runner(&w.world, &pg, "a");
+    let id = a.submit(&l3_spec(&w.world, "echo feature > feature.txt; sleep 8"));
+    let first = running_label(&id, 60);
+    assert!(first.starts_with(&format!("{}@1", a.session)), "{first}");
+    let b = trusted_runner(&w.world, &pg, "b");
+    a.kill9();
+    let t = b.wait_final(&id, 180);
+    let s = &t["summary"];
+    assert_eq!(
+        (t["state"].as_str(), s["pushed"].as_bool()),
+        (Some("green"), Some(true)),
+        "{t}\n{}",
+        b.log()
+    );
+    assert_eq!(
+        (t["restarts"].as_i64(), t["epoch"].as_i64()),
+        (Some(1), Some(2)),
+        "{t}"
+    );
+    assert_eq!(
+        w.git.receive_packs(),
+        1,
+        "exactly one push reached the server"
+    );
+    let branch = s["branch"].as_str().unwrap();
+    let commit = w
+        .git
+        .ref_of("tasks.git", &format!("refs/heads/{branch}"))
+        .expect("the branch on the server");
+    assert_eq!(
+        w.git
+            .git("tasks.git", &["show", &format!("{commit}:feature.txt")]),
+        "feature\n"
+    );
+    let recorded = db_events(&pg, &id, "push_recorded");
+    assert_eq!(recorded.len(), 1, "one push record: {recorded:?}");
+    assert_eq!(db_events(&pg, &id, "done").len(), 1, "one finish");
+    assert_eq!(db_events(&pg, &id, "requeued").len(), 1);
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT push_started_at IS NOT NULL, session FROM tasks WHERE id = '{id}'"
+        )),
+        format!("t|{}", b.session)
+    );
+    wait_until(30, "no container of the task", || {
+        task_containers(&id).is_empty()
+    });
+    // Nothing pushes again later (the dead runner's task is settled, b's is done).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w.git.receive_packs(), 1);
+}
+
+/// A runner killed with `kill -9` while its push is on the wire (the server's pre-receive hook
+/// holds it for seconds): the push record is in the database, so the runner that reaps the
+/// lease ends the task `runner_lost` instead of running it again, and no second push ever
+/// reaches the server.
+#[test]
+fn a_runner_killed_during_its_push_is_never_requeued_and_nothing_is_pushed_twice() {
+    let (w, _provider) = push_world();
+    let hook = w.git.root.join("tasks.git/hooks/pre-receive");
+    let text = std::fs::read_to_string(&hook).unwrap();
+    let slow = text.replacen("#!/bin/sh\n", "#!/bin/sh\nsleep 8\n", 1);
+    assert_ne!(slow, text, "the hook starts with #!/bin/sh");
+    std::fs::write(&hook, slow).unwrap();
+    let pg = Pg::start();
+    let mut a = trusted_runner(&w.world, &pg, "a");
+    let id = a.submit(&l3_spec(&w.world, "echo feature > feature.txt"));
+    wait_until(120, "a's push recorded", || {
+        pg.sql(&format!(
+            "SELECT push_started_at IS NOT NULL FROM tasks WHERE id = '{id}'"
+        )) == "t"
+    });
+    // The server is holding the push in its hook; kill the runner now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let state = pg.sql(&format!("SELECT state FROM tasks WHERE id = '{id}'"));
+    assert_eq!(state, "running", "killed before the finish");
+    a.kill9();
+    let b = trusted_runner(&w.world, &pg, "b");
+    let t = b.wait_final(&id, 120);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("error"), Some("runner_lost")),
+        "{t}\n{}",
+        b.log()
+    );
+    assert!(t["message"].as_str().unwrap().contains("push"), "{t}");
+    assert_eq!(db_events(&pg, &id, "started").len(), 1, "never run again");
+    assert!(db_events(&pg, &id, "requeued").is_empty());
+    assert_eq!(db_events(&pg, &id, "push_recorded").len(), 1);
+    // Let the held push end on the server, then look again: one push at most, ever.
+    std::thread::sleep(Duration::from_secs(9));
+    assert!(w.git.receive_packs() <= 1, "{}", w.git.receive_packs());
+    wait_until(30, "the dead runner's container swept", || {
+        task_containers(&id).is_empty()
+    });
 }
