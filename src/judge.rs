@@ -8,8 +8,11 @@ use crate::vocab::{Ended, Reason, ScopeVerdict, State};
 /// How one container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ContainerFacts {
+    /// How the container ended.
     pub ended: Ended,
+    /// Its exit code, when it exited.
     pub exit_code: Option<i64>,
+    /// Whether the OOM killer ended it.
     pub oom_killed: bool,
     /// The command could not start (see [`Reason::GateNotRunnable`]); set by the runner from
     /// the exit code and the init's exec-failure line.
@@ -17,6 +20,7 @@ pub struct ContainerFacts {
 }
 
 impl ContainerFacts {
+    /// Whether it exited on its own with code 0 and was not OOM-killed.
     pub fn ok(&self) -> bool {
         self.ended == Ended::Exited && !self.oom_killed && self.exit_code == Some(0)
     }
@@ -25,6 +29,7 @@ impl ContainerFacts {
 /// The gate's result for one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GateFacts {
+    /// Every gate container of the attempt, in order.
     pub containers: Vec<ContainerFacts>,
     /// Every failure passed when rerun: the gate failed only on flaky tests.
     pub flaky_only: bool,
@@ -35,10 +40,13 @@ pub struct GateFacts {
 /// What the judge knows about one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttemptFacts {
+    /// The agent container.
     pub agent: ContainerFacts,
     /// `None` when no gate runs at this level.
     pub gate: Option<GateFacts>,
+    /// The scope rules' verdict on the attempt's diff.
     pub scope: ScopeVerdict,
+    /// How many red flags the diff raised.
     pub red_flags: usize,
     /// Signatures of the gate's failures (order does not matter).
     pub signatures: Vec<String>,
@@ -47,6 +55,7 @@ pub struct AttemptFacts {
 /// The limits the loop runs under.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
+    /// Attempts allowed in all (the first included).
     pub attempts: u32,
     /// Whether the task's time budget has room for another attempt.
     pub time_left: bool,
@@ -59,7 +68,12 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Verdict {
     /// Done: the task is finished in `state` for `reason`.
-    Stop { state: State, reason: Reason },
+    Stop {
+        /// The task's final state.
+        state: State,
+        /// Why it ends there.
+        reason: Reason,
+    },
     /// Run another attempt with the gate's failures as feedback.
     Retry,
 }

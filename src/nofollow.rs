@@ -127,6 +127,7 @@ pub struct TempFile {
     dir: OwnedFd,
     tmp: String,
     name: std::ffi::OsString,
+    /// The open temp file, to write into before persisting.
     pub file: File,
     done: bool,
 }

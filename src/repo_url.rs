@@ -10,7 +10,12 @@ pub enum Location {
     /// An absolute, lexically clean host path.
     Local(PathBuf),
     /// `scheme://host[:port]/path`: lower-case scheme and host, no user, no dot segments.
-    Remote { scheme: String, key: String },
+    Remote {
+        /// The lower-case scheme (`https`, `ssh`, ...).
+        scheme: String,
+        /// `scheme://host[:port]/path`, what `[[repos]]` patterns match.
+        key: String,
+    },
 }
 
 impl Location {

@@ -25,6 +25,7 @@ const ALWAYS: [&str; 5] = ["finished", "exported", "error", "refused", "verdict"
 pub const DEFAULT_MAX_EVENTS: u64 = 5000;
 
 impl EventLog {
+    /// An event log appending to `path` for task `task_id`, capped at `DEFAULT_MAX_EVENTS` (5000) until a policy sets the cap.
     pub fn new(path: PathBuf, task_id: &str) -> Self {
         EventLog {
             path,

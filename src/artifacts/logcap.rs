@@ -29,6 +29,7 @@ impl CappedLog {
         }
     }
 
+    /// Append `chunk` (any boundary, even mid-UTF-8), neutralised, to the head or the tail.
     pub fn push(&mut self, chunk: &[u8]) {
         let mut bytes = std::mem::take(&mut self.carry);
         bytes.extend_from_slice(chunk);

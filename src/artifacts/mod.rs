@@ -27,8 +27,11 @@ pub use write::{bundle, copy_tree, write_atomic, CopyReport};
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {path}: {source}")]
 pub struct ArtifactError {
+    /// What was being done (`write`, `create dir`, ...).
     pub op: &'static str,
+    /// The file or directory it was done to.
     pub path: PathBuf,
+    /// The I/O error.
     pub source: std::io::Error,
 }
 
@@ -45,11 +48,14 @@ impl ArtifactError {
 /// Paths inside one task's artifact dir.
 #[derive(Debug, Clone)]
 pub struct ArtifactDir {
+    /// `<artifacts>/<task-id>/`.
     pub dir: PathBuf,
+    /// The task the directory belongs to.
     pub task_id: String,
 }
 
 impl ArtifactDir {
+    /// Create `<root>/<task_id>/` with its `logs/` and `out/`, following no link.
     pub fn create(root: &Path, task_id: &str) -> Result<ArtifactDir, ArtifactError> {
         let dir = root.join(task_id);
         for sub in ["logs", "out"] {
@@ -62,10 +68,12 @@ impl ArtifactDir {
         })
     }
 
+    /// `logs/<role>-<attempt>.log` (`agent-1.log`, `gate-2.log`).
     pub fn log_path(&self, role: &str, attempt: u32) -> PathBuf {
         self.dir.join("logs").join(format!("{role}-{attempt}.log"))
     }
 
+    /// `name` inside the task's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

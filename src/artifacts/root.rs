@@ -9,27 +9,46 @@ use std::path::{Path, PathBuf};
 /// A root that may not be used, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
+    /// The root could not be created or inspected.
     #[error("{what} {path}: {source}")]
     Io {
+        /// Which root (`artifacts root`, `state dir`).
         what: String,
+        /// Its path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Group or others may write the root.
     #[error("{what} {path} has mode {mode:04o}: group or others can write it, and could plant links that redirect airlock's writes; fix: `chmod go-w {path}`")]
     Writable {
+        /// Which root.
         what: String,
+        /// Its path.
         path: PathBuf,
+        /// Its permission bits.
         mode: u32,
     },
+    /// The root belongs to neither root nor the runner's user.
     #[error("{what} {path} is owned by uid {owner}, not root or the runner (uid {runner}); fix: `chown {runner} {path}`")]
     Owner {
+        /// Which root.
         what: String,
+        /// Its path.
         path: PathBuf,
+        /// The owner's uid.
         owner: u32,
+        /// The runner's uid.
         runner: u32,
     },
+    /// The root exists but is not a directory.
     #[error("{what} {path} is not a directory")]
-    NotDir { what: String, path: PathBuf },
+    NotDir {
+        /// Which root.
+        what: String,
+        /// Its path.
+        path: PathBuf,
+    },
 }
 
 /// Create `path` if missing (mode `mode`, before the umask), canonicalise it (links in an

@@ -13,13 +13,21 @@ pub const SUMMARY_FORMAT: u32 = 1;
 /// One container's run as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
+    /// The container's name.
     pub container: String,
+    /// The command it ran.
     pub argv: Vec<String>,
+    /// How it ended (exited, timeout, oom, cancelled, ...).
     pub ended: Ended,
+    /// Its exit code, when it exited.
     pub exit_code: Option<i64>,
+    /// Whether the kernel's OOM killer ended it.
     pub oom_killed: bool,
+    /// Wall-clock seconds from start to end.
     pub duration_s: f64,
+    /// Its captured log, relative to the artifact dir (`logs/agent-1.log`).
     pub log: String,
+    /// Bytes the capped log left out between head and tail.
     pub log_bytes_omitted: u64,
     /// What the gate parsers did not see or keep (lines cut, bytes not parsed, failures
     /// omitted); absent when nothing was cut.
@@ -30,9 +38,13 @@ pub struct ContainerRecord {
 /// One attempt: the agent, the gate commands, and the judge's verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptRecord {
+    /// The attempt's number, from 1.
     pub n: u32,
+    /// The agent container (`None` when the attempt failed before it ran).
     pub agent: Option<ContainerRecord>,
+    /// The gate containers, in order (a rerun of flaky tests is one more).
     pub gate: Vec<ContainerRecord>,
+    /// Whether the gate passed (`None` when no gate ran).
     pub gate_passed: Option<bool>,
     /// Tests passed / failed / skipped, from the gate's closing summary lines (evidence only).
     pub tests: Option<TestCounts>,
@@ -40,9 +52,13 @@ pub struct AttemptRecord {
     pub failures: Vec<Failure>,
     /// Failures that passed on a rerun.
     pub flaky: Vec<Failure>,
+    /// Red flags the diff raised (test edits, config edits, hidden characters, ...).
     pub red_flags: Vec<RedFlag>,
+    /// The scope rules' verdict on the attempt's diff.
     pub scope: ScopeVerdict,
+    /// What the judge decided after this attempt.
     pub verdict: AttemptVerdict,
+    /// Files the attempt's diff touched.
     pub files_changed: usize,
 }
 
@@ -73,10 +89,13 @@ impl AttemptVerdict {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RepoRecord {
+    /// The repository's URL (or local path) as the spec named it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The base branch or ref the checkout started from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// The commit `base` resolved to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_commit: Option<String>,
 }
@@ -99,14 +118,20 @@ pub struct Feedback {
 pub struct CiFeedback {
     /// The pushed commit CI ran on.
     pub commit: String,
+    /// The CI job this feedback is about, with its link.
     pub job: crate::push::ci::JobLink,
 }
 
+/// Size of the final diff.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DiffStats {
+    /// Files changed.
     pub files: usize,
+    /// Lines added.
     pub insertions: u64,
+    /// Lines removed.
     pub deletions: u64,
+    /// Bytes of `diff.patch`.
     pub bytes: u64,
     /// Paths left out of the diff and why.
     pub skipped: Vec<(String, String)>,
@@ -115,30 +140,42 @@ pub struct DiffStats {
 /// The whole summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
+    /// The shape's version, [`SUMMARY_FORMAT`].
     pub format_version: u32,
+    /// The task's id (its artifact dir's name).
     pub task_id: String,
+    /// The task spec's title.
     pub title: String,
+    /// The final state.
     pub state: State,
     /// Stable snake_case code.
     pub reason: Reason,
     /// Human-readable detail for the reason.
     pub message: Option<String>,
+    /// The permission level it ran at (`L0`..`L4`).
     pub level: String,
+    /// The OCI runtime the containers ran under (`runc`, `runsc`), when any ran.
     pub runtime: Option<String>,
     /// The engine the task ran on (`kind` docker|podman, `version`, `api_version`); absent when
     /// nothing ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::sandbox::EngineInfo>,
+    /// Where the source came from.
     pub repo: RepoRecord,
+    /// Every attempt, in order.
     pub attempts: Vec<AttemptRecord>,
+    /// Paths the final diff touches.
     pub files_changed: Vec<String>,
+    /// Size of the final diff.
     pub diff: DiffStats,
     /// Paths named by the rule that stopped the task (scope breaches, red flags).
     pub paths: Vec<String>,
+    /// The local branch holding the result (L2+ with a non-empty change).
     pub branch: Option<String>,
     /// The commit of `branch` (L2+ with a non-empty change).
     #[serde(default)]
     pub commit: Option<String>,
+    /// Whether the branch was pushed to the forge.
     pub pushed: bool,
     /// The task's kind (`docs`, `tests`, `bugfix`, ..., `other` when undeclared).
     #[serde(default = "other_kind")]
@@ -149,9 +186,13 @@ pub struct Summary {
     /// The task's own `[scope]` as admitted (`None` when nothing ran).
     #[serde(default)]
     pub task_scope: Option<crate::policy::TaskScope>,
+    /// When the task started (RFC 3339, UTC).
     pub started_at: String,
+    /// When it finished (RFC 3339, UTC).
     pub finished_at: String,
+    /// Seconds from start to finish.
     pub duration_s: f64,
+    /// The artifact dir's path.
     pub artifacts: String,
     /// Model egress: per provider requests, status counts, bytes, time, refused requests
     /// (method and path). Absent when the task was granted no provider.

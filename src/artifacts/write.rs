@@ -14,7 +14,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
 /// What a capped copy left out.
 #[derive(Debug, Default)]
 pub struct CopyReport {
+    /// Bytes copied.
     pub copied_bytes: u64,
+    /// Paths left out and why (a link, a device, over the size cap).
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
 

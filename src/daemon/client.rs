@@ -10,13 +10,22 @@ pub use crate::unixhttp::{Client, Reply};
 /// Talking to the daemon failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Nothing answers on the socket.
     #[error("cannot reach the airlock daemon at {}: {source}; is it running (`airlock daemon`, or `systemctl status airlock`)? Set --socket or AIRLOCK_SOCKET if it listens elsewhere", socket.display())]
     Connect {
+        /// The socket's path.
         socket: PathBuf,
+        /// Why `connect(2)` failed.
         source: std::io::Error,
     },
+    /// Connected, but the HTTP exchange failed.
     #[error("the daemon at {}: {message}", socket.display())]
-    Http { socket: PathBuf, message: String },
+    Http {
+        /// The socket's path.
+        socket: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl From<UnixHttpError> for ClientError {

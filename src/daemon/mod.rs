@@ -52,28 +52,44 @@ use crate::vocab::Exit;
 /// Why the daemon did not start (or stopped abnormally).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The daemon's config is invalid.
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The policies are invalid.
     #[error("{0}; the daemon does not start without valid policies")]
     Policies(PolicyError),
+    /// A file or directory step failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// The path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Another daemon holds the state dir.
     #[error("{path}: another airlock daemon uses this state dir")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The state dir's lock file.
+        path: PathBuf,
+    },
+    /// The task store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The engine is unreachable or unfit.
     #[error("{0}")]
     Engine(#[from] SandboxError),
+    /// Recovering what a dead daemon left failed.
     #[error("{0}")]
     Recover(#[from] recover::RecoverError),
+    /// The API could not listen.
     #[error("{0}")]
     Listen(#[from] api::listen::ListenError),
+    /// The shared artifact store failed.
     #[error("{0}")]
     Publish(#[from] publish::PublishError),
+    /// The artifacts root is unsafe or unusable.
     #[error("{0}")]
     Root(#[from] crate::artifacts::RootError),
 }

@@ -13,6 +13,7 @@ pub struct PrClosed {
     pub task_id: String,
     /// The PR's head (source) branch, `agent/<task>-<slug>`.
     pub branch: String,
+    /// Merged or closed unmerged.
     pub outcome: PrOutcome,
     /// The repository as the payload names it.
     pub repository: String,
@@ -25,6 +26,7 @@ pub enum PrEvent {
     NotPr,
     /// A pull request event that records nothing, and why.
     Ignored(String),
+    /// A PR of an airlock branch was closed.
     Closed(PrClosed),
 }
 

@@ -19,8 +19,11 @@ pub const MAX_REQUEUES: i64 = 1;
 /// A container labelled `airlock.managed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Managed {
+    /// The container's id.
     pub id: String,
+    /// The runner session that made it (`airlock.session`).
     pub session: Option<String>,
+    /// The task it ran for (`airlock.task`).
     pub task: Option<String>,
     /// Whether it carries a task lock label (`airlock.lock`): its owner can be told.
     pub locked: bool,
@@ -80,11 +83,15 @@ pub enum Settle {
 /// What is known of an interrupted task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted {
+    /// Whether its `summary.json` was written (its run finished).
     pub has_summary: bool,
+    /// Whether its push had started (`push.json` exists).
     pub push_started: bool,
+    /// Times it was re-queued already.
     pub restarts: i64,
 }
 
+/// How to settle an interrupted task: from its summary, back to the queue, or as `runner_restart`.
 pub fn settle(t: Interrupted, requeue_allowed: bool) -> Settle {
     if t.has_summary {
         Settle::FromSummary
@@ -98,19 +105,24 @@ pub fn settle(t: Interrupted, requeue_allowed: bool) -> Settle {
 /// What recovery did.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Containers removed.
     pub containers_removed: usize,
+    /// Each interrupted task and how it was settled.
     pub tasks: Vec<(String, Settle)>,
 }
 
 /// Errors that stop the daemon from starting: it will not run tasks over an unknown engine state.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
+    /// The engine could not be listed or cleaned.
     #[error("recovery: {0}")]
     Engine(#[from] SandboxError),
+    /// The store could not be read or written.
     #[error("recovery: {0}")]
     Store(#[from] StoreError),
 }
 
+/// Remove what a dead daemon left (containers, locks) and settle the tasks it was running.
 pub async fn recover(engine: &Engine, db: &Db, config: &Config) -> Result<Report, RecoverError> {
     let interrupted = db.list(Some(Phase::Running), usize::MAX >> 1).await?;
     let sessions: HashSet<String> = db.sessions().await?.into_iter().collect();

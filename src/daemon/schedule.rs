@@ -37,8 +37,11 @@ pub fn due(cron: &Cron, after_ms: i64, now_ms: i64) -> Option<i64> {
 /// A task one schedule started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
+    /// The schedule's name.
     pub schedule: String,
+    /// The slot (Unix ms).
     pub slot_ms: i64,
+    /// The task it started.
     pub task_id: String,
 }
 

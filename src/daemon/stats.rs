@@ -26,21 +26,29 @@ pub const SCOPE_REASONS: &[Reason] = &[
 /// The statistics of one kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KindStats {
+    /// The kind (`docs`, `bugfix`, ...).
     pub kind: String,
+    /// Finished tasks of the kind.
     pub tasks: u64,
+    /// Those that ended green.
     pub green: u64,
+    /// Those that ended needs_human.
     pub needs_human: u64,
+    /// Those that ended blocked.
     pub blocked: u64,
     /// Refused, cancelled or error.
     pub other: u64,
     /// Tasks in which any attempt raised a red flag.
     pub red_flags: u64,
+    /// Tasks a scope rule stopped.
     pub scope_stops: u64,
     /// Over the tasks that ran at least one attempt.
     pub median_attempts: Option<f64>,
+    /// Median seconds a task ran.
     pub median_duration_s: Option<f64>,
     /// Pull requests the forge reported closed.
     pub merged: u64,
+    /// Pull requests closed without merging.
     pub closed_unmerged: u64,
 }
 

@@ -26,19 +26,35 @@ use crate::trigger::text;
 /// Where a task's status goes.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The remote whose token posts the comments.
     pub remote: Remote,
+    /// The forge and project.
     pub pr: PrConfig,
+    /// The task spec's `repo.url`.
     pub repo_url: String,
+    /// The issue's number.
     pub issue: u64,
+    /// The label that started the task (removed once it is accepted), if one did.
     pub label: Option<String>,
 }
 
 /// The moments a comment is posted.
 #[derive(Debug, Clone)]
 pub enum Moment {
+    /// The task was queued.
     Accepted,
-    Started { level: String },
-    Ended { end: End, pr_url: Option<String> },
+    /// A worker started it.
+    Started {
+        /// The level it runs at.
+        level: String,
+    },
+    /// It reached a final state.
+    Ended {
+        /// How it ended.
+        end: End,
+        /// The PR it opened, if any.
+        pr_url: Option<String>,
+    },
 }
 
 /// The comment for `moment` (`None`: nothing to say, e.g. at acceptance).

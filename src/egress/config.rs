@@ -47,16 +47,22 @@ pub enum AuthStyle {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeySource {
+    /// A file holding the key (readable by its owner only).
     File(PathBuf),
+    /// A command that prints the key (argv, run on the host without a shell).
     Command(Vec<String>),
 }
 
 /// The upstream origin (and optional base path) requests are forwarded to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Upstream {
+    /// The URL as `models.toml` wrote it.
     pub url: String,
+    /// Whether it is `https://` (else plain `http://`, loopback only).
     pub https: bool,
+    /// The host requests go to.
     pub host: String,
+    /// Its port.
     pub port: u16,
     /// Prefix joined before the request's path (`""` or `/something`, no trailing `/`).
     pub base_path: String,
@@ -65,10 +71,15 @@ pub struct Upstream {
 /// Per-task budgets of one provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelBudget {
+    /// Requests forwarded per task.
     pub requests: u64,
+    /// Bytes of request bodies forwarded per task.
     pub request_bytes: u64,
+    /// Bytes of response bodies returned per task.
     pub response_bytes: u64,
+    /// Request and response bytes together per task.
     pub total_bytes: u64,
+    /// How long a response may go without a byte before it is cut.
     #[serde(with = "secs")]
     pub idle_timeout: Duration,
 }
@@ -88,11 +99,17 @@ impl Default for ModelBudget {
 /// One provider, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct Provider {
+    /// The provider's name in `models.toml` (and in `[agent] models`).
     pub name: String,
+    /// Where requests are forwarded.
     pub upstream: Upstream,
+    /// How the real key is sent upstream (a header, bearer).
     pub auth: AuthStyle,
+    /// Where the real key comes from.
     pub key: KeySource,
+    /// The `METHOD /prefix` pairs the proxy forwards; anything else is refused.
     pub routes: Vec<Route>,
+    /// Per-task budgets.
     pub budget: ModelBudget,
 }
 
@@ -106,7 +123,9 @@ impl Provider {
 /// Every provider the operator configured.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelsConfig {
+    /// The file it was read from (for messages).
     pub file: String,
+    /// Providers by name.
     pub providers: BTreeMap<String, Provider>,
 }
 
@@ -114,8 +133,11 @@ pub struct ModelsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: {}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The file (`models.toml`).
     pub file: String,
+    /// The field at fault, when there is one.
     pub field: Option<String>,
+    /// What is wrong and what is accepted.
     pub message: String,
 }
 

@@ -19,7 +19,9 @@ const MAX_KEY: usize = 16 << 10;
 #[derive(Debug, thiserror::Error)]
 #[error("model provider `{provider}`: {message}")]
 pub struct KeyError {
+    /// The provider whose key it is.
     pub provider: String,
+    /// What failed (never the key).
     pub message: String,
 }
 

@@ -39,12 +39,17 @@ pub static FORWARDER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/airlock-
 /// Why egress could not be set up for a task.
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
+    /// A provider's real key could not be read.
     #[error(transparent)]
     Key(#[from] key::KeyError),
+    /// A file or socket of the egress could not be set up.
     #[error("model egress: {op} `{}`: {source}", path.display())]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// The path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -57,9 +62,11 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EgressErr
 /// One granted provider as the sandbox sees it.
 #[derive(Debug, Clone)]
 pub struct Grant {
+    /// The provider's name.
     pub name: String,
     /// `NAME` in the contract's variable names.
     pub env_name: String,
+    /// The loopback port its proxy listens on inside the container (`AIRLOCK_MODEL_<NAME>_URL`).
     pub port: u16,
     /// The per-task placeholder key (not a secret: the agent holds it).
     pub placeholder: String,
@@ -117,7 +124,9 @@ pub fn wrap_argv(grants: &[Grant], argv: &[String]) -> Vec<String> {
 
 /// A task's running model egress. [`Egress::stop`] (or drop) ends every proxy.
 pub struct Egress {
+    /// The task's egress dir (the proxies' unix sockets, bound into the container).
     pub dir: PathBuf,
+    /// One per granted provider.
     pub grants: Vec<Grant>,
     traffic: Traffic,
     stop: CancellationToken,
@@ -169,6 +178,7 @@ impl Egress {
         })
     }
 
+    /// The running count of requests, bytes and refusals per provider.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
     }

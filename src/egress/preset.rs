@@ -13,14 +13,20 @@ use super::Grant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
+    /// OpenAI's Codex CLI.
     Codex,
+    /// Anthropic's Claude Code.
     ClaudeCode,
+    /// Aider.
     Aider,
+    /// Google's Gemini CLI.
     Gemini,
+    /// opencode.
     Opencode,
 }
 
 impl Preset {
+    /// Every preset.
     pub const ALL: [Preset; 5] = [
         Preset::Codex,
         Preset::ClaudeCode,
@@ -29,10 +35,12 @@ impl Preset {
         Preset::Opencode,
     ];
 
+    /// The preset named `s` in `[agent] preset`, if there is one.
     pub fn parse(s: &str) -> Option<Preset> {
         Preset::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
+    /// The name as written in specs.
     pub fn as_str(self) -> &'static str {
         match self {
             Preset::Codex => "codex",
@@ -53,7 +61,9 @@ impl fmt::Display for Preset {
 /// What a preset runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresetRun {
+    /// The command to run.
     pub argv: Vec<String>,
+    /// The environment it needs (model URL, key, config paths).
     pub env: Vec<(String, String)>,
 }
 

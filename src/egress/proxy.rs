@@ -75,6 +75,7 @@ struct Refusal {
 }
 
 impl ProviderProxy {
+    /// A proxy for `provider` that swaps the agent's `placeholder` key for `key` and counts into `traffic`.
     pub fn new(
         provider: Provider,
         key: SecretString,

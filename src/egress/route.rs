@@ -12,7 +12,9 @@ pub const MAX_TARGET: usize = 4096;
 /// One allowed `METHOD /prefix`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
+    /// The HTTP method (upper case).
     pub method: String,
+    /// The path prefix a request's path must start with (at a `/` boundary).
     pub prefix: String,
 }
 

@@ -19,9 +19,13 @@ const MAX_PATH_KEPT: usize = 200;
 /// One refused request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
+    /// The request's method.
     pub method: String,
+    /// Its path (capped, neutralised).
     pub path: String,
+    /// The status airlock answered with.
     pub status: u16,
+    /// Why it was refused, as a short code (`bad_body`, `model_budget_exhausted`, ...).
     pub why: String,
 }
 
@@ -32,18 +36,22 @@ pub struct ProviderTraffic {
     pub requests: u64,
     /// Upstream status codes (as text) and how often each came back.
     pub status: BTreeMap<String, u64>,
+    /// Request body bytes forwarded upstream.
     pub bytes_up: u64,
+    /// Response body bytes returned to the agent.
     pub bytes_down: u64,
     /// Wall time spent in forwarded requests, summed.
     pub time_s: f64,
     /// Requests airlock refused itself (never forwarded).
     pub refused_count: u64,
+    /// The first refusals, in order (at most 50 are kept; `refused_count` counts them all).
     pub refused: Vec<Refused>,
 }
 
 /// The whole task's model traffic, as written to `summary.json` (`model_traffic`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrafficReport {
+    /// Traffic per provider name.
     pub providers: BTreeMap<String, ProviderTraffic>,
     /// The budget that ran out, when one did.
     pub exhausted: Option<String>,
@@ -68,6 +76,7 @@ impl Default for Traffic {
 }
 
 impl Traffic {
+    /// No traffic yet, no budget exhausted.
     pub fn new() -> Traffic {
         Traffic {
             inner: Arc::default(),
@@ -100,6 +109,7 @@ impl Traffic {
         self.exhausted.cancel();
     }
 
+    /// A copy of the counts so far.
     pub fn report(&self) -> TrafficReport {
         self.lock().report.clone()
     }

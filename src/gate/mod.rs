@@ -35,8 +35,11 @@ pub struct Failure {
     /// Which tool reported it: "pytest", "cargo-test", "rustc", "clippy", "go-test", "jest",
     /// "vitest", "junit", "ruff", "flake8", "eslint", "tsc", "lint" or "unknown".
     pub tool: String,
+    /// What kind of problem it is.
     pub kind: FailureKind,
+    /// The source file it points at, when the tool names one.
     pub file: Option<String>,
+    /// The line in `file`, when the tool names one.
     pub line: Option<u32>,
     /// The tool's own name for the failing test, e.g. `tests/test_x.py::test_add`.
     pub test_id: Option<String>,
@@ -71,17 +74,25 @@ pub enum FailureOrigin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
+    /// The code did not build (a compiler or type-checker error).
     Compile,
+    /// A test's assertion failed.
     Assertion,
     /// A Rust or Go panic.
     Panic,
     /// An uncaught exception in a test (Python, JavaScript, JUnit `<error>`).
     Error,
+    /// A test or the whole run exceeded its time limit.
     Timeout,
+    /// A linter's finding.
     Lint,
+    /// The environment is wrong (a missing tool, file or variable), not the code.
     Env,
+    /// A dependency could not be resolved or installed.
     Dependency,
+    /// The network was needed (the sandbox has none).
     Network,
+    /// A failure the parsers could not classify.
     Unknown,
 }
 

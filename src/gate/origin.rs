@@ -15,7 +15,9 @@ use super::{
 /// How one gate command behaved on the untouched base.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseCommand {
+    /// The command, as the gate ran it.
     pub argv: Vec<String>,
+    /// Its exit code, when it exited.
     pub exit_code: Option<i64>,
     /// It ended by exiting (not by a timeout, OOM or cancel).
     pub exited: bool,
@@ -23,12 +25,14 @@ pub struct BaseCommand {
     pub counts: Option<TestCounts>,
     /// Ids of the tests it reported; `None` when the runner prints none or the log was cut.
     pub test_ids: Option<Vec<String>>,
+    /// The failures parsed from its output.
     pub failures: Vec<Failure>,
 }
 
 /// The gate on the base: every command, run whatever the previous one did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
+    /// One entry per gate command, in the gate's order.
     pub commands: Vec<BaseCommand>,
 }
 
@@ -77,8 +81,11 @@ pub fn mark_origins(failures: &mut [Failure], base: Option<&Baseline>) {
 /// What the attempt's run of one gate command showed.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandView<'a> {
+    /// The command's exit code, when it exited.
     pub exit_code: Option<i64>,
+    /// Whether it ended by exiting (not by a timeout, OOM or cancel).
     pub exited: bool,
+    /// Its captured output.
     pub output: &'a str,
     /// The captured log lost its middle to the cap: ids are not compared.
     pub truncated: bool,

@@ -12,14 +12,20 @@ use crate::vocab::Reason;
 /// What started the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Source {
+    /// `airlock run` at the runner's shell.
     Cli,
+    /// A submission to the daemon's API.
     Api,
+    /// A forge webhook: a label added to an issue.
     IssueLabel,
+    /// A forge webhook: a comment command on an issue.
     Comment,
+    /// A daemon schedule.
     Schedule,
 }
 
 impl Source {
+    /// Every source.
     pub const ALL: [Source; 5] = [
         Source::Cli,
         Source::Api,
@@ -43,6 +49,7 @@ impl Source {
 /// The trigger and what is known of the issue's author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Trigger {
+    /// What started the task.
     pub source: Source,
     /// Whether the issue author has write access to the repository.
     pub author_trusted: bool,
@@ -61,10 +68,15 @@ impl Trigger {
 /// An admitted task: everything the sandbox will enforce.
 #[derive(Debug, Clone, Serialize)]
 pub struct Admission {
+    /// The level the task runs at.
     pub level: Level,
+    /// That level's rules.
     pub policy: LevelPolicy,
+    /// The effective limits: the spec's requests within the level's ceilings.
     pub limits: Limits,
+    /// The OCI runtime the containers run under.
     pub runtime: Runtime,
+    /// Whether the gate runs (the level requires it, or allows it and the spec has one).
     pub run_gate: bool,
     /// Model providers granted (each in the level's `models` and in `models.toml`), in the
     /// order the task asked for them.
@@ -83,6 +95,7 @@ pub struct Admission {
 pub struct Refusal {
     /// Stable snake_case code.
     pub reason: Reason,
+    /// What rule refused it, for a human.
     pub message: String,
 }
 

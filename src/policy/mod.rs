@@ -35,7 +35,9 @@ pub use task_scope::TaskScope;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Checkout {
+    /// The agent sees the base, read-only (L0).
     ReadOnly,
+    /// The agent writes into an overlay over the base.
     Writable,
 }
 
@@ -43,8 +45,11 @@ pub enum Checkout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GateRule {
+    /// No gate runs.
     None,
+    /// The spec's gate runs if it has one.
     Optional,
+    /// The spec must have a gate, and it must pass.
     Required,
 }
 
@@ -52,11 +57,14 @@ pub enum GateRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Runtime {
+    /// The engine's default runtime.
     Runc,
+    /// gVisor.
     Runsc,
 }
 
 impl Runtime {
+    /// The runtime named `s` (`runc`, `runsc`), if there is one.
     pub fn parse(s: &str) -> Option<Runtime> {
         match s {
             "runc" => Some(Runtime::Runc),
@@ -65,6 +73,7 @@ impl Runtime {
         }
     }
 
+    /// The name as written in policies and specs.
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Runc => "runc",
@@ -86,32 +95,50 @@ pub enum ScopeAction {
 /// Resource limits: ceilings in a level file, effective values after admission.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
+    /// Wall-clock budget for the whole task.
     #[serde(with = "duration_text")]
     pub timeout: Duration,
+    /// Attempts in all.
     pub attempts: u32,
+    /// CPUs per container.
     pub cpus: f64,
+    /// Memory per container, in bytes.
     pub memory: u64,
+    /// Processes per container.
     pub pids: i64,
+    /// Bytes of each scratch tmpfs (`/tmp`, HOME).
     pub tmpfs: u64,
+    /// Inodes of each scratch tmpfs.
     pub tmpfs_inodes: u64,
+    /// Bytes of `out/` exported.
     pub out: u64,
+    /// Bytes of each container log kept.
     pub log_bytes: u64,
     /// What the agent may write into /workspace (and the gate into its view), in bytes.
     pub workspace: u64,
+    /// Inodes the agent may create in /workspace (and the gate in its view).
     pub workspace_inodes: u64,
 }
 
+/// A `[[scope.protected]]` rule: paths a change may not touch without consequence.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProtectedRule {
+    /// What touching them does.
     pub action: ScopeAction,
+    /// The path patterns.
     pub paths: Vec<String>,
 }
 
+/// A level's `[scope]`: what a diff may be and touch.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scope {
+    /// Most files one diff may change.
     pub max_files_changed: usize,
+    /// Most bytes one diff may be.
     pub max_diff_bytes: u64,
+    /// Whether binary files may change.
     pub allow_binary: bool,
+    /// Protected paths and what touching them does.
     pub protected: Vec<ProtectedRule>,
     /// The loosest `[scope] dependencies` a task of this level may ask for (default review).
     pub dependencies: crate::spec::Dependencies,
@@ -120,9 +147,13 @@ pub struct Scope {
 /// One level's rules, as loaded from `L<n>.toml`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelPolicy {
+    /// The level the file is for.
     pub level: Level,
+    /// Read-only or writable checkout.
     pub checkout: Checkout,
+    /// Whether the gate runs.
     pub gate: GateRule,
+    /// Whether a green task pushes its branch (L3+ only).
     pub push: bool,
     /// Reruns of only the failing tests when the gate fails (flake detection).
     pub flaky_reruns: u32,
@@ -130,11 +161,15 @@ pub struct LevelPolicy {
     pub flaky_is_green: bool,
     /// What failures that also fail on the untouched base mean for this level.
     pub preexisting: Preexisting,
+    /// The runtime when the spec names none.
     pub runtime_default: Runtime,
+    /// The runtimes a spec may ask for.
     pub runtime_allowed: Vec<Runtime>,
+    /// The ceilings of every limit.
     pub limits: Limits,
     /// `[output]`: what the host keeps of container output.
     pub output: output_limits::OutputLimits,
+    /// What a diff may be and touch.
     pub scope: Scope,
     /// A green task whose change classifies `high` stops `needs_human` / `high_risk` before
     /// it pushes (only levels that push may set it).
@@ -160,7 +195,9 @@ pub enum Preexisting {
 /// A repository pattern and the highest level tasks on it may have.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepoRule {
+    /// The repository pattern, matched against the normalised location.
     pub pattern: String,
+    /// The highest level allowed there.
     pub max_level: Level,
     /// The trigger sources (`operator.toml` `[sources]` keys) the rule applies to; `None`: all.
     pub sources: Option<Vec<String>>,
@@ -169,8 +206,11 @@ pub struct RepoRule {
 /// `operator.toml`: who and what may start which level.
 #[derive(Debug, Clone, Serialize)]
 pub struct Operator {
+    /// Highest level per trigger source (`cli`, `api`, `webhook:issue_label`, ...).
     pub sources: BTreeMap<String, Level>,
+    /// Highest level when the issue's author has no write access.
     pub untrusted_author_max: Level,
+    /// Per-repository ceilings, first match wins.
     pub repos: Vec<RepoRule>,
     /// `[repo_access]`: schemes, local directories, the ssh identity.
     pub repo_access: repo_access::RepoAccess,
@@ -185,7 +225,9 @@ pub struct Operator {
 pub struct Policies {
     /// The directory, or `None` for the embedded defaults.
     pub dir: Option<PathBuf>,
+    /// Every level's rules.
     pub levels: BTreeMap<Level, LevelPolicy>,
+    /// `operator.toml`.
     pub operator: Operator,
     /// `risk.toml` (the embedded default when the directory has none).
     pub risk: RiskRules,
@@ -197,6 +239,7 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// The rules of `level` (every level is always loaded).
     pub fn level(&self, level: Level) -> &LevelPolicy {
         // Loading guarantees all five levels exist.
         &self.levels[&level]
@@ -230,8 +273,11 @@ impl Policies {
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct PolicyError {
+    /// The file at fault.
     pub file: String,
+    /// The field, when there is one.
     pub field: Option<String>,
+    /// What is wrong and what is accepted.
     pub message: String,
 }
 

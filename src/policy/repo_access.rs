@@ -21,7 +21,9 @@ pub const KNOWN_SCHEMES: [&str; 4] = ["https", "ssh", "http", "git"];
 /// operator known_hosts file, never root's own `~/.ssh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SshIdentity {
+    /// The private key file.
     pub key: PathBuf,
+    /// The known_hosts file the host key must be in.
     pub known_hosts: PathBuf,
 }
 
@@ -35,6 +37,7 @@ pub struct RepoAccess {
     /// Whether `airlock run` at the runner's shell may use a local path anywhere (the state
     /// dir excepted): the operator is root there already.
     pub cli_local_anywhere: bool,
+    /// The ssh identity for `ssh://` repositories; `None`: ssh is refused.
     pub ssh: Option<SshIdentity>,
 }
 

@@ -19,13 +19,17 @@ const MAX_PATHS_SHOWN: usize = 20;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
+    /// Nothing the rules flag.
     #[default]
     Low,
+    /// Worth a reviewer's attention.
     Medium,
+    /// Needs a careful review; may stop a task before it pushes (`stop_high_risk`).
     High,
 }
 
 impl RiskLevel {
+    /// The name as written in `risk.toml` and `summary.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             RiskLevel::Low => "low",
@@ -48,10 +52,15 @@ impl RiskLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// Any change.
     Any,
+    /// A file added (or copied).
     Added,
+    /// A file's content or type changed.
     Modified,
+    /// A file deleted.
     Deleted,
+    /// A file renamed.
     Renamed,
 }
 
@@ -85,12 +94,16 @@ impl ChangeKind {
 pub enum Condition {
     /// A changed file matching `paths` (all files when empty) with a change of `change`.
     Files {
+        /// Path patterns; empty matches every file.
         paths: Vec<String>,
+        /// Which kind of change counts.
         change: ChangeKind,
     },
     /// The whole diff reaches a size.
     Size {
+        /// Fires at this many changed lines or more.
         min_lines: Option<u64>,
+        /// Fires at this many changed files or more.
         min_files: Option<usize>,
     },
 }
@@ -98,24 +111,33 @@ pub enum Condition {
 /// One operator rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskRule {
+    /// The rule's name (shown in the evidence).
     pub name: String,
+    /// The risk it assigns when it fires.
     pub risk: RiskLevel,
+    /// Why it matters, for the reviewer.
     pub note: String,
+    /// What makes it fire.
     pub when: Condition,
 }
 
 /// Every rule, with the file they came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskRules {
+    /// The file (`risk.toml`, or the embedded default).
     pub file: String,
+    /// The rules, in file order.
     pub rules: Vec<RiskRule>,
 }
 
 /// A rule that fired on a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fired {
+    /// The rule's name.
     pub name: String,
+    /// The risk it assigned.
     pub risk: RiskLevel,
+    /// Its note.
     pub note: String,
     /// The paths that made it fire (at most 20; empty for size rules).
     pub paths: Vec<String>,
@@ -127,13 +149,17 @@ pub struct Fired {
 /// The classification of one change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Risk {
+    /// The highest risk of the rules that fired (`low` when none did).
     pub level: RiskLevel,
+    /// Every rule that fired.
     pub rules: Vec<Fired>,
 }
 
 /// The diff facts classification looks at.
 pub struct ChangeFacts<'a> {
+    /// The files the diff changes.
     pub files: &'a [ChangedFile],
+    /// Lines added and removed.
     pub lines: u64,
 }
 

@@ -15,6 +15,7 @@ pub use crate::sandbox::hardening::DEFAULT_SANDBOX_UID;
 /// The sandbox identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SandboxUser {
+    /// The uid (and gid) the containers run as.
     pub uid: u32,
 }
 

@@ -11,11 +11,13 @@ pub use crate::pattern::compile;
 /// One path the diff touches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangedFile {
+    /// The path after the change.
     pub path: String,
     /// For renames and copies: where it came from.
     pub old_path: Option<String>,
     /// git's status letter: A, M, D, R, C, T.
     pub status: char,
+    /// Whether git sees it as binary.
     pub binary: bool,
 }
 

@@ -55,8 +55,11 @@ pub const DEPENDENCY_FILES: &[&str] = &[
 /// The effective task scope (after admission).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TaskScope {
+    /// Patterns a change must stay within (empty: anywhere the level allows).
     pub allowed: Vec<String>,
+    /// Patterns a change may not touch.
     pub forbidden: Vec<String>,
+    /// How a dependency change is treated.
     pub dependencies: Dependencies,
     /// Whether the task narrowed the level at all (for the evidence).
     pub declared: bool,

@@ -21,19 +21,27 @@ use crate::secrets::Held;
 /// Everything about the task the push needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
+    /// The task's id.
     pub task_id: &'a str,
+    /// The task's title (the PR's title).
     pub title: &'a str,
     /// The task spec's `repo.url` and `repo.base`.
     pub repo: &'a str,
+    /// The branch the PR targets.
     pub base: &'a str,
+    /// The branch to push (`agent/...`).
     pub branch: &'a str,
+    /// The commit to push.
     pub commit: &'a str,
     /// The host-owned repository holding `commit`.
     pub git_dir: &'a Path,
+    /// `evidence.md`, the PR's body.
     pub evidence: &'a str,
+    /// A link to the issue, when the task names one.
     pub issue: Option<&'a str>,
     /// `push.json` (the durable record) and `pr.json`.
     pub record: &'a Path,
+    /// Where the PR request is written (`pr.json`).
     pub pr_file: &'a Path,
     /// A follow-up push (after CI feedback): the commit this task pushed before, which
     /// `commit` descends from. The branch moves forward (never forced) and the PR is kept.
@@ -47,7 +55,9 @@ pub struct Report {
     pub pushed: bool,
     /// An earlier run of this task had already pushed it: nothing was pushed now.
     pub earlier: bool,
+    /// The PR opened (now or by an earlier run).
     pub pr: Option<Opened>,
+    /// What failed, if anything did.
     pub error: Option<PushError>,
 }
 

@@ -14,11 +14,15 @@ pub const MAX_BODY_CHARS: usize = 60_000;
 /// What the PR proposes.
 #[derive(Debug)]
 pub struct Proposal<'a> {
+    /// The PR's title.
     pub title: &'a str,
+    /// The pushed branch.
     pub branch: &'a str,
+    /// The branch it targets.
     pub base: &'a str,
     /// `evidence.md`.
     pub evidence: &'a str,
+    /// The task's id (in the PR's body).
     pub task_id: &'a str,
     /// A link to the issue the task came from, when the task names one.
     pub issue: Option<&'a str>,
@@ -27,7 +31,9 @@ pub struct Proposal<'a> {
 /// An opened PR / MR.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Opened {
+    /// Its number.
     pub number: u64,
+    /// Its web page.
     pub url: String,
 }
 

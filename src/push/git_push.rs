@@ -32,9 +32,13 @@ const MAX_OUTPUT: usize = 16 << 10;
 /// Where to push and as whom.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The push URL (validated by `push.toml`'s loader).
     pub url: &'a str,
+    /// The one ref pushed.
     pub refname: &'a str,
+    /// The commit it is set to.
     pub commit: &'a str,
+    /// The user name sent with the token.
     pub auth_user: &'a str,
 }
 

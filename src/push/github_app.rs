@@ -13,6 +13,7 @@ use super::jwt::{app_jwt, AppKey};
 use super::mint::Access;
 use super::token::Token;
 
+/// The GitHub REST API version asked for (`X-GitHub-Api-Version`).
 pub const API_VERSION: &str = "2022-11-28";
 const ACCEPT: &str = "application/vnd.github+json";
 /// The permissions asked for, and all an accepted token may carry (GitHub adds metadata: read).

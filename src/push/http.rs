@@ -14,18 +14,26 @@ const MAX_BODY: u64 = 1 << 20;
 
 /// A header value, either plain or `<scheme> <secret>`.
 pub enum Header {
+    /// Sent as is.
     Plain(String),
+    /// Sent as `<scheme> <secret>`, the secret never logged.
     Secret {
+        /// `Bearer`, `token`, ...
         scheme: &'static str,
+        /// The secret.
         secret: SecretString,
     },
 }
 
 /// One HTTP request to a forge.
 pub struct ApiRequest {
+    /// `GET`, `POST`, ...
     pub method: &'static str,
+    /// The URL (https, or plain http to loopback only).
     pub url: String,
+    /// Header names and values.
     pub headers: Vec<(&'static str, Header)>,
+    /// A JSON body.
     pub body: Option<Value>,
 }
 
@@ -38,13 +46,16 @@ impl std::fmt::Debug for ApiRequest {
 /// A response: status and (capped) body.
 #[derive(Debug)]
 pub struct ApiResponse {
+    /// The HTTP status.
     pub status: u16,
+    /// The body (capped).
     pub body: Vec<u8>,
     /// The `Location` header of a redirect (redirects are never followed here).
     pub location: Option<String>,
 }
 
 impl ApiResponse {
+    /// The body as JSON; `Null` when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
@@ -57,6 +68,7 @@ impl ApiResponse {
 }
 
 impl ApiRequest {
+    /// A `method` request to `url` with no headers or body.
     pub fn new(method: &'static str, url: String) -> Self {
         ApiRequest {
             method,
@@ -69,6 +81,7 @@ impl ApiRequest {
         }
     }
 
+    /// Add a plain header.
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, Header::Plain(value.into())));
         self
@@ -81,6 +94,7 @@ impl ApiRequest {
         self
     }
 
+    /// Set the JSON body.
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
         self.header("Content-Type", "application/json")

@@ -11,9 +11,11 @@ use crate::secrets::Redactor;
 /// What the token is for; a `command` provider gets these as `AIRLOCK_*` environment variables.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
+    /// The task the token is for.
     pub task_id: &'a str,
     /// The task spec's `repo.url`.
     pub repo: &'a str,
+    /// Where it pushes.
     pub push_url: &'a str,
     /// `refs/heads/agent/...`: the only ref the token needs (empty: no ref).
     pub refname: &'a str,
@@ -24,6 +26,7 @@ pub struct Scope<'a> {
 /// The access a token is minted for (`AIRLOCK_TOKEN_ACCESS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Push, open the PR, comment.
     Write,
     /// Reading CI: check runs, statuses, job logs. A GitHub App token asks for read
     /// permissions only; a `command` provider is told, and should mint read-only.
@@ -31,6 +34,7 @@ pub enum Access {
 }
 
 impl Access {
+    /// The name a `command` provider is given.
     pub fn as_str(self) -> &'static str {
         match self {
             Access::Write => "write",
@@ -54,12 +58,15 @@ impl Scope<'_> {
 /// How revocation went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
+    /// Revoked.
     Yes,
     /// The provider has no revoke step: the token expires by itself.
     LeftToExpire,
+    /// The revoke step failed; the token lives until it expires.
     Failed(String),
 }
 
+/// Mint a token for `scope` with the configured provider; `now` is the clock its expiry and lifetime are checked against.
 pub fn mint(cfg: &TokenConfig, scope: Scope, now: SystemTime) -> Result<Token, MintError> {
     match &cfg.provider {
         Provider::Command(p) => provider_cmd::mint(p, &scope.env(), now, cfg.max_ttl),

@@ -8,14 +8,18 @@ use super::git_push::Target;
 /// git's exit status and its (already redacted, neutralised) output.
 #[derive(Debug)]
 pub struct GitOutput {
+    /// git's exit status.
     pub status: ExitStatus,
+    /// What it printed on stdout.
     pub stdout: String,
+    /// What it printed on stderr.
     pub stderr: String,
 }
 
 /// A push that went through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
+    /// The remote took the ref now.
     Created,
     /// The remote already had the ref at this commit.
     AlreadyThere,

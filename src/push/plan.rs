@@ -12,6 +12,7 @@ pub const BRANCH_PREFIX: &str = "agent/";
 pub enum Skip {
     /// The level may not push (L0–L2, or a level file with `push = false`).
     Never,
+    /// The task did not end green.
     NotGreen,
     /// Nothing changed: there is no branch.
     NoBranch,
@@ -20,6 +21,7 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// The reason code the skip is recorded under.
     pub fn reason(&self) -> Reason {
         match self {
             Skip::Never => Reason::LevelMayNotPush,

@@ -8,26 +8,37 @@ use serde::{Deserialize, Serialize};
 use super::error::PushError;
 use super::forge::Opened;
 
+/// The version of `push.json`'s shape.
 pub const RECORD_FORMAT: u32 = 1;
 
+/// How far a push got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Written just before `git push`: the push may or may not have landed.
     Pushing,
+    /// The remote has the commit at the ref.
     Pushed,
 }
 
+/// `push.json`: a task's push, durable across crashes so a rerun never pushes twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// [`RECORD_FORMAT`].
     pub format_version: u32,
+    /// The task's id.
     pub task_id: String,
+    /// The push URL.
     pub remote: String,
+    /// The ref pushed.
     pub refname: String,
     /// The commit this run pushes (or found already pushed).
     pub commit: String,
+    /// How far it got.
     pub stage: Stage,
+    /// The PR, once opened.
     pub pr: Option<Opened>,
+    /// When the record was written (RFC 3339).
     pub updated_at: String,
 }
 
@@ -39,7 +50,12 @@ pub enum Resume {
     /// An earlier run crashed mid-push: ask the remote whether the ref landed.
     CheckRemote,
     /// An earlier run pushed this commit: do not push again.
-    Pushed { commit: String, pr: Option<Opened> },
+    Pushed {
+        /// The commit it pushed.
+        commit: String,
+        /// The PR it opened, if it got that far.
+        pr: Option<Opened>,
+    },
 }
 
 /// Decide from the earlier record. Pure.

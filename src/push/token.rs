@@ -17,6 +17,7 @@ const MAX_TOKEN_LEN: usize = 4096;
 /// A push token. Its value is reachable only through [`Token::secret`].
 pub struct Token {
     secret: SecretString,
+    /// When the forge stops accepting it.
     pub expires_at: SystemTime,
     /// `command` or `github_app`.
     pub provider: &'static str,
@@ -69,6 +70,7 @@ impl Token {
         })
     }
 
+    /// The token's value.
     pub fn secret(&self) -> &SecretString {
         &self.secret
     }
@@ -116,6 +118,7 @@ pub fn parse_output(
     Token::new(out.token, &out.expires_at, "command", now, max_ttl)
 }
 
+/// `t` as RFC 3339 (seconds, UTC).
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }

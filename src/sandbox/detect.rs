@@ -27,6 +27,7 @@ impl EngineKind {
 /// What `/version` said, as recorded in `summary.json` (`engine`) and progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
+    /// Docker or Podman.
     pub kind: EngineKind,
     /// The engine's own version (e.g. `20.10.24`, `4.3.1`).
     pub version: String,

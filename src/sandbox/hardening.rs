@@ -78,7 +78,9 @@ pub const NPROC: i64 = 16384;
 pub struct ScratchMount {
     /// Directory name of its host-side mount (see [`super::hostfs`]).
     pub key: &'static str,
+    /// Where it is mounted in the container.
     pub target: &'static str,
+    /// Its permission bits.
     pub mode: u32,
     /// Owned by [`sandbox_uid`] (else root).
     pub owned: bool,
@@ -112,35 +114,53 @@ pub const SCRATCH_MOUNTS: [ScratchMount; 2] = [
 /// A host directory bound into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountPlan {
+    /// The host path.
     pub source: PathBuf,
+    /// Where it appears in the container.
     pub target: String,
+    /// Whether the container may only read it.
     pub read_only: bool,
 }
 
 /// Resource limits applied through cgroups and tmpfs options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxLimits {
+    /// CPUs (fractions allowed), as a CFS quota.
     pub cpus: f64,
+    /// Memory in bytes; swap is not allowed beyond it.
     pub memory: u64,
+    /// Most processes and threads at once.
     pub pids: i64,
+    /// Bytes each scratch mount (`/tmp`, HOME) may hold.
     pub tmpfs: u64,
+    /// Inodes each scratch mount may hold.
     pub tmpfs_inodes: u64,
 }
 
 /// Everything that varies between containers; the rest is fixed hardening.
 #[derive(Debug, Clone)]
 pub struct ContainerPlan {
+    /// The container's name (`airlock-<task>-<role><attempt>-...`).
     pub name: String,
+    /// The image, which must already be on the engine.
     pub image: String,
+    /// The command to run.
     pub argv: Vec<String>,
     /// Declared values only; the host's environment is never passed through.
     pub env: Vec<(String, String)>,
+    /// The task it belongs to (a label).
     pub task_id: String,
+    /// The runner session that created it (a label; sweeps remove other sessions' leftovers).
     pub session: String,
+    /// `agent` or `gate` (a label).
     pub role: String,
+    /// The OCI runtime (`runc`, `runsc`).
     pub runtime: String,
+    /// Host directories bound in (the work tree, `out/`, sockets).
     pub mounts: Vec<MountPlan>,
+    /// cgroup and tmpfs limits.
     pub limits: SandboxLimits,
+    /// The working directory inside the container.
     pub workdir: String,
     /// The task's lock file (labelled, so a sweep can tell live containers from orphans).
     pub lock: Option<PathBuf>,

@@ -74,6 +74,7 @@ impl Engine {
         })
     }
 
+    /// The bollard client, for calls the sandbox does not wrap.
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -83,6 +84,7 @@ impl Engine {
         &self.info
     }
 
+    /// The engine's address (`unix:///var/run/docker.sock`, or `DOCKER_HOST`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -21,10 +21,15 @@ pub use crate::vocab::Ended;
 /// What one container run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
+    /// The container's name.
     pub container: String,
+    /// How it ended.
     pub ended: Ended,
+    /// Its exit code, when it exited.
     pub exit_code: Option<i64>,
+    /// Whether the OOM killer ended it.
     pub oom_killed: bool,
+    /// Wall-clock time from start to end.
     #[serde(with = "secs")]
     pub duration: Duration,
 }

@@ -42,11 +42,13 @@ fn masks() -> std::sync::MutexGuard<'static, Vec<(u64, Arc<Redactor>)>> {
 /// lifted when this is dropped.
 #[derive(Debug, Default)]
 pub struct Held {
+    /// Masks the task's secrets in what it writes.
     pub redactor: Redactor,
     guards: Vec<MaskGuard>,
 }
 
 impl Held {
+    /// Hold `secret`: redact it from the task's output and mask it in airlock's own log from now on.
     pub fn add(&mut self, secret: &SecretString) {
         self.redactor.add(secret.expose_secret());
         self.guards.push(mask(secret));

@@ -30,6 +30,7 @@ enum At {
 }
 
 impl Redactor {
+    /// A redactor that masks nothing yet.
     pub fn new() -> Self {
         Redactor::default()
     }
@@ -48,6 +49,7 @@ impl Redactor {
         }
     }
 
+    /// Whether no secret was added.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
@@ -66,6 +68,7 @@ impl Redactor {
         out
     }
 
+    /// `text` with every form of every secret masked.
     pub fn redact_str(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.redact(text.as_bytes())).into_owned()
     }

@@ -10,13 +10,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskKind {
+    /// Documentation only.
     Docs,
+    /// Tests only.
     Tests,
+    /// A bug fix.
     Bugfix,
+    /// Repairing a failing CI.
     CiRepair,
+    /// A change of structure, not behaviour.
     Refactor,
+    /// A dependency update.
     Dependency,
+    /// New behaviour.
     Feature,
+    /// Undeclared.
     Other,
 }
 
@@ -75,6 +83,7 @@ pub enum Dependencies {
 }
 
 impl Dependencies {
+    /// The setting written `text` (`review`, `forbid`), if there is one.
     pub fn parse(text: &str) -> Option<Dependencies> {
         match text {
             "review" => Some(Dependencies::Review),
@@ -83,6 +92,7 @@ impl Dependencies {
         }
     }
 
+    /// The name as written in specs.
     pub fn as_str(self) -> &'static str {
         match self {
             Dependencies::Review => "review",
@@ -98,7 +108,9 @@ pub struct RequestedScope {
     pub allowed: Vec<String>,
     /// A change to any path inside these patterns stops the task.
     pub forbidden: Vec<String>,
+    /// Most files the change may touch (only below the level's limit).
     pub max_files_changed: Option<usize>,
+    /// How a change to dependency manifests or lock files is treated.
     pub dependencies: Option<Dependencies>,
 }
 

@@ -13,7 +13,9 @@ use super::{CancelOutcome, Claimed, End, NewTask, Phase, StoreError, TaskRow};
 /// epoch are refused ([`StoreError::Fenced`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The task's id.
     pub id: String,
+    /// The fencing epoch of the claim.
     pub epoch: i64,
 }
 
@@ -36,16 +38,22 @@ pub struct Reaped {
 /// A task the reaper ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostTask {
+    /// The task's id.
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// Its level.
     pub level: String,
+    /// Whether its push had started (so re-running it could push twice).
     pub push_started: bool,
 }
 
 /// Lease settings of a shared store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseTimes {
+    /// How long a lease lives without a heartbeat.
     pub ttl: std::time::Duration,
+    /// How often a runner renews its leases.
     pub heartbeat: std::time::Duration,
     /// Re-queues of a task whose runner was lost before it ends `runner_lost`.
     pub requeues: i64,
@@ -82,7 +90,9 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn reap(&self) -> Result<Reaped, StoreError>;
     /// Tasks with a live lease now, as `(id, epoch)` (shared store only).
     async fn live_leases(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Store `summary.json` with the task's row (the finish stores it too).
     async fn set_summary(&self, id: String, summary: String) -> Result<(), StoreError>;
+    /// The task `id`, if there is one.
     async fn get(&self, id: String) -> Result<Option<TaskRow>, StoreError>;
     /// Tasks, newest first, optionally in one phase.
     async fn list(&self, phase: Option<Phase>, limit: usize) -> Result<Vec<TaskRow>, StoreError>;
@@ -90,9 +100,13 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Up to one page of a task's events after cursor `after`.
     async fn events_after(&self, id: String, after: i64) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Finished tasks, for the retention sweep.
     async fn finished(&self) -> Result<Vec<Finished>, StoreError>;
+    /// Delete these finished tasks and their events; returns how many went.
     async fn delete_finished(&self, ids: Vec<String>) -> Result<usize, StoreError>;
+    /// Record a runner session (for sweeping its containers once it is gone).
     async fn add_session(&self, session: String) -> Result<(), StoreError>;
+    /// Every recorded runner session.
     async fn sessions(&self) -> Result<Vec<String>, StoreError>;
     /// Insert `task` (queued) unless `key` already started one (a webhook delivery seen
     /// before, or whose issue has a queued or running task; a schedule slot that ran), in one

@@ -16,6 +16,7 @@ use super::{now_ms, CancelOutcome, Claimed, End, NewTask, Phase, Store, StoreErr
 pub struct LocalStore(Arc<Mutex<Store>>);
 
 impl LocalStore {
+    /// Share `store` between the daemon's tasks (calls run on blocking threads).
     pub fn new(store: Store) -> LocalStore {
         LocalStore(Arc::new(Mutex::new(store)))
     }

@@ -69,32 +69,78 @@ CREATE TABLE IF NOT EXISTS sessions (
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// An SQLite call failed.
     #[error("store {path}: cannot {op}: {source}")]
     Db {
+        /// The database file.
         path: PathBuf,
+        /// What was being done.
         op: &'static str,
+        /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The database was written by a newer airlock.
     #[error("store {path}: schema version {found} is newer than this airlock supports ({SCHEMA_VERSION}); use a newer airlock or another state dir")]
-    TooNew { path: PathBuf, found: i64 },
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+    },
+    /// The blocking thread running a store call failed.
     #[error("store: task {id}: the background worker failed: {message}")]
-    Worker { id: String, message: String },
+    Worker {
+        /// The task the call was for.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+    /// The store at hand does not keep this.
     #[error("the shared queue does not keep {what} (the embedded store does)")]
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
+    /// A PostgreSQL call failed.
     #[error("queue database: cannot {op}: {source}")]
     Pg {
+        /// What was being done.
         op: &'static str,
+        /// PostgreSQL's error.
         source: tokio_postgres::Error,
     },
+    /// No connection could be had from the pool.
     #[error("queue database: cannot {op}: {message}")]
-    Pool { op: &'static str, message: String },
+    Pool {
+        /// What was being done.
+        op: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The database did not answer in time.
     #[error("queue database: cannot {op}: no answer within {}", humantime::format_duration(*.after))]
-    Timeout { op: &'static str, after: Duration },
+    Timeout {
+        /// What was being done.
+        op: &'static str,
+        /// How long airlock waited.
+        after: Duration,
+    },
+    /// The shared database was migrated by a newer airlock.
     #[error("queue database: schema version {found} is newer than this airlock supports ({supported}); upgrade every runner")]
-    PgTooNew { found: i64, supported: i64 },
+    PgTooNew {
+        /// Its schema version.
+        found: i64,
+        /// The newest this airlock knows.
+        supported: i64,
+    },
     /// The lease of this task at this epoch is no longer held: another runner may own it.
     #[error("task {id}: the lease at epoch {epoch} is lost; the write was refused")]
-    Fenced { id: String, epoch: i64 },
+    Fenced {
+        /// The task.
+        id: String,
+        /// The epoch the write carried.
+        epoch: i64,
+    },
 }
 
 impl StoreError {

@@ -14,7 +14,9 @@ pub struct Retention {
 /// A finished task as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// The task's id.
     pub id: String,
+    /// When it finished (Unix ms).
     pub finished_at_ms: i64,
 }
 

@@ -9,8 +9,11 @@ use crate::vocab::State;
 /// Where a task is in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Waiting for a worker.
     Queued,
+    /// A worker is running it.
     Running,
+    /// Ended in a final state.
     Done(State),
 }
 
@@ -25,6 +28,7 @@ pub const FINAL_STATES: [State; 6] = [
 ];
 
 impl Phase {
+    /// The name stored and shown (`queued`, `running`, or the final state).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
@@ -33,6 +37,7 @@ impl Phase {
         }
     }
 
+    /// The phase named `text`, if there is one.
     pub fn parse(text: &str) -> Option<Phase> {
         match text {
             "queued" => Some(Phase::Queued),
@@ -44,6 +49,7 @@ impl Phase {
         }
     }
 
+    /// Whether the task has ended (a final phase never changes).
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Done(_))
     }
@@ -59,7 +65,10 @@ pub enum Transition {
     /// Cancelled before a worker took it.
     CancelQueued,
     /// The daemon that ran it is gone; re-queue it or end it.
-    Interrupted { requeue: bool },
+    Interrupted {
+        /// Whether it goes back to the queue (else it ends `error`).
+        requeue: bool,
+    },
 }
 
 /// The phase after `t`, or `None` if `t` is not allowed from `from`.

@@ -30,11 +30,14 @@ CREATE INDEX IF NOT EXISTS outcomes_by_branch ON outcomes(branch);
 /// How the forge closed a task's pull request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrOutcome {
+    /// Merged.
     Merged,
+    /// Closed without merging.
     ClosedUnmerged,
 }
 
 impl PrOutcome {
+    /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             PrOutcome::Merged => "merged",
@@ -54,16 +57,25 @@ impl PrOutcome {
 /// One finished task, as the statistics see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeRow {
+    /// The task's id.
     pub task_id: String,
+    /// Its kind (`docs`, `bugfix`, ...).
     pub kind: String,
+    /// Its final state.
     pub state: String,
+    /// Its reason code.
     pub reason: String,
+    /// Attempts it took.
     pub attempts: u32,
+    /// Seconds it ran.
     pub duration_s: f64,
     /// Any attempt raised a red flag.
     pub red_flags: bool,
+    /// Its branch, when it made one.
     pub branch: Option<String>,
+    /// Whether the branch was pushed.
     pub pushed: bool,
+    /// What became of its pull request, once the forge said.
     pub pr: Option<PrOutcome>,
 }
 

@@ -13,8 +13,11 @@ use crate::vocab::State;
 /// A task as submitted (already validated).
 #[derive(Debug, Clone)]
 pub struct NewTask {
+    /// The task's id.
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// Its level (`L0`..`L4`).
     pub level: String,
     /// Name of the spec for messages (the client's file name).
     pub source: String,
@@ -29,12 +32,19 @@ pub struct NewTask {
 /// A task a worker has taken.
 #[derive(Debug, Clone)]
 pub struct Claimed {
+    /// The task's id.
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// Its level.
     pub level: String,
+    /// The spec's name for messages.
     pub source: String,
+    /// The spec text to run.
     pub spec: String,
+    /// What started it, for admission.
     pub trigger: String,
+    /// Whether the issue author has write access.
     pub author_trusted: bool,
     /// The fencing epoch of this claim (always 0 in the local store).
     pub epoch: i64,
@@ -45,20 +55,35 @@ pub struct Claimed {
 /// One task as stored.
 #[derive(Debug, Clone)]
 pub struct TaskRow {
+    /// Insertion order (the list's sort key).
     pub seq: i64,
+    /// The task's id.
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// Its level.
     pub level: String,
+    /// The spec's name.
     pub source: String,
+    /// Where it is in the queue.
     pub phase: Phase,
+    /// Its reason code, once final.
     pub reason: Option<String>,
+    /// The reason's detail, once final.
     pub message: Option<String>,
+    /// Whether a client asked to cancel it.
     pub cancel_requested: bool,
+    /// Times it was re-queued.
     pub restarts: i64,
+    /// The runner session running (or that ran) it.
     pub session: Option<String>,
+    /// When it was submitted (Unix ms).
     pub submitted_at: i64,
+    /// When a worker took it (Unix ms).
     pub started_at: Option<i64>,
+    /// When it ended (Unix ms).
     pub finished_at: Option<i64>,
+    /// Its `summary.json`, once written.
     pub summary: Option<String>,
     /// The fencing epoch of its latest claim (0 in the local store).
     pub epoch: i64,
@@ -75,6 +100,7 @@ pub enum CancelOutcome {
     Running,
     /// It had already ended.
     AlreadyFinal(Phase),
+    /// No task has that id.
     NotFound,
 }
 
@@ -171,6 +197,7 @@ impl Store {
         })
     }
 
+    /// The task `id`, if there is one.
     pub fn get(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1");
         self.conn
@@ -240,8 +267,11 @@ impl Store {
 /// How a task ended, as stored.
 #[derive(Debug, Clone)]
 pub struct End {
+    /// The final state.
     pub state: State,
+    /// Why it ended there.
     pub reason: Reason,
+    /// The reason's detail.
     pub message: Option<String>,
     /// `summary.json` as written to the artifacts.
     pub summary: Option<String>,

@@ -34,25 +34,39 @@ CREATE TABLE IF NOT EXISTS schedule_slots (
 #[derive(Debug, Clone)]
 pub enum Key {
     /// A forge delivery (`<forge>:<delivery id>`) about one issue (`<forge>:<repo>#<n>`).
-    Delivery { delivery: String, issue_key: String },
+    Delivery {
+        /// `<forge>:<delivery id>`.
+        delivery: String,
+        /// `<forge>:<repository>#<number>`.
+        issue_key: String,
+    },
     /// One slot (Unix ms) of one schedule.
-    Slot { schedule: String, slot_ms: i64 },
+    Slot {
+        /// The schedule's name.
+        schedule: String,
+        /// The slot's start (Unix ms).
+        slot_ms: i64,
+    },
 }
 
 /// The outcome of [`Store::insert_triggered`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Triggered {
+    /// A new task was queued.
     Inserted,
     /// This delivery already started `task_id`.
     Redelivered {
+        /// The task it started.
         task_id: String,
     },
     /// The issue already has `task_id` queued or running.
     IssueBusy {
+        /// The task already live for the issue.
         task_id: String,
     },
     /// This slot already ran as `task_id`.
     SlotTaken {
+        /// The task that slot ran as.
         task_id: String,
     },
 }

@@ -23,6 +23,7 @@ pub fn dialect(h: &(impl Headers + ?Sized)) -> Forge {
     }
 }
 
+/// Parse a Gitea or Forgejo webhook (`forge` says which headers name the event) into an issue event, or why it is ignored.
 pub fn parse(forge: Forge, h: &(impl Headers + ?Sized), v: &Value) -> Result<Parsed, String> {
     let event = match forge {
         Forge::Forgejo => h.get("x-forgejo-event"),

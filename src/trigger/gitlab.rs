@@ -11,6 +11,7 @@ pub fn delivery(h: &(impl Headers + ?Sized)) -> Option<&str> {
     h.get("x-gitlab-event-uuid")
 }
 
+/// Parse a GitLab webhook into an issue event, or why it is ignored.
 pub fn parse(h: &(impl Headers + ?Sized), v: &Value) -> Result<Parsed, String> {
     match h.get("x-gitlab-event").unwrap_or("") {
         "Issue Hook" => issue_hook(v),

@@ -16,19 +16,26 @@ pub mod verify;
 /// Which forge sent an event (Forgejo speaks Gitea's dialect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forge {
+    /// GitHub.
     Github,
+    /// Gitea.
     Gitea,
+    /// Forgejo (Gitea's dialect, its own event header).
     Forgejo,
+    /// GitLab.
     Gitlab,
 }
 
 impl Forge {
+    /// Every forge.
     pub const ALL: [Forge; 4] = [Forge::Github, Forge::Gitea, Forge::Forgejo, Forge::Gitlab];
 
+    /// The forge named `text` (`github`, `gitea`, `forgejo`, `gitlab`), if there is one.
     pub fn parse(text: &str) -> Option<Forge> {
         Forge::ALL.into_iter().find(|f| f.as_str() == text)
     }
 
+    /// The name as written in the daemon's config.
     pub fn as_str(self) -> &'static str {
         match self {
             Forge::Github => "github",
@@ -51,6 +58,7 @@ impl Forge {
 /// Someone on the forge, as the payload names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
+    /// Their login name.
     pub login: String,
     /// GitHub's `author_association` (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...).
     pub association: Option<String>,
@@ -59,8 +67,11 @@ pub struct Actor {
 /// The issue an event is about. Every text field is untrusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
+    /// The issue's number in its repository.
     pub number: u64,
+    /// Its title.
     pub title: String,
+    /// Its body.
     pub body: String,
     /// Its web page, when the payload gives one.
     pub url: Option<String>,
@@ -72,9 +83,15 @@ pub struct Issue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// `label` was added to the issue (for Gitea: the issue's labels now include it).
-    Labeled { labels: Vec<String> },
+    Labeled {
+        /// The label added (for Gitea: the issue's labels now).
+        labels: Vec<String>,
+    },
     /// A new comment on the issue.
-    Comment { body: String },
+    Comment {
+        /// The comment's text.
+        body: String,
+    },
 }
 
 /// One forge event, normalised.
@@ -82,7 +99,9 @@ pub enum Kind {
 pub struct Event {
     /// The repository as the payload names it (`owner/name`, GitLab's `path_with_namespace`).
     pub repository: String,
+    /// The issue.
     pub issue: Issue,
+    /// What happened to it.
     pub kind: Kind,
     /// Who acted: the labeller or the commenter.
     pub actor: Actor,
@@ -91,12 +110,15 @@ pub struct Event {
 /// A parsed payload: an event to consider, or why it is not one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
+    /// An issue event to match against the rules.
     Event(Box<Event>),
+    /// Not an issue event airlock acts on; the reason, for the delivery log.
     Ignored(String),
 }
 
 /// The request headers a parser reads (names lower-case).
 pub trait Headers {
+    /// The value of header `name`, if present.
     fn get(&self, name: &str) -> Option<&str>;
 }
 

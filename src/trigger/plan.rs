@@ -15,9 +15,13 @@ pub const TRUSTED_ASSOCIATIONS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
 /// The operator's rule for one repository on one forge.
 #[derive(Debug, Clone)]
 pub struct Rule<'a> {
+    /// The forge the rule is for.
     pub forge: Forge,
+    /// The repository (`owner/name`).
     pub repository: &'a str,
+    /// The label that starts a task, if labels do.
     pub label: Option<&'a str>,
+    /// The comment command that starts a task (`/airlock`), if comments do.
     pub command: Option<&'a str>,
     /// Accounts trusted on forges whose payloads carry no association (Gitea, GitLab).
     pub trusted: &'a [String],
@@ -26,24 +30,33 @@ pub struct Rule<'a> {
 /// The operator's ceilings (operator.toml).
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
+    /// Highest level a label may start (`None`: labels start nothing).
     pub label_max: Option<Level>,
+    /// Highest level a comment command may start (`None`: comments start nothing).
     pub comment_max: Option<Level>,
+    /// Highest level when the author is not trusted.
     pub untrusted_max: Level,
 }
 
 /// A task to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// How the task was triggered (for admission).
     pub source: Source,
+    /// The level it runs at, after the caps.
     pub level: Level,
     /// Whether the author the trust rests on (issue author for a label, commenter for a
     /// command) has write access.
     pub trusted: bool,
+    /// The issue's title (untrusted).
     pub title: String,
+    /// The issue's body (untrusted).
     pub issue_text: String,
+    /// The issue's web page, when known.
     pub issue_url: Option<String>,
     /// One live task per issue: `<forge>:<repository>#<number>`.
     pub issue_key: String,
+    /// The issue's number.
     pub issue_number: u64,
     /// Who asked (the labeller or the commenter), for the status comment.
     pub requester: String,

@@ -19,9 +19,11 @@ const MAX_STDERR: usize = 64 << 10;
 /// What bounds one git step.
 #[derive(Debug, Clone)]
 pub struct Bounds {
+    /// When the step must have finished.
     pub deadline: Instant,
     /// The whole prepare's time budget, for messages.
     pub budget: Duration,
+    /// Set when the task is cancelled; the step stops.
     pub cancel: Arc<AtomicBool>,
 }
 

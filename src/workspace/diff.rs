@@ -30,10 +30,13 @@ pub struct DiffLimits {
 pub struct Diff {
     /// `git diff --binary` output.
     pub patch: Vec<u8>,
+    /// Every path the diff touches.
     pub files: Vec<ChangedFile>,
     /// Paths left out of the patch and why (`too_large`, `special_file`, `too_many_paths`).
     pub skipped: Vec<(String, String)>,
+    /// Lines added.
     pub insertions: u64,
+    /// Lines removed.
     pub deletions: u64,
 }
 

@@ -42,6 +42,7 @@ impl TaskLock {
         }
     }
 
+    /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -48,6 +48,7 @@ pub struct Workspace {
     pub pristine: PathBuf,
     /// Caps (bytes, inodes) of each writable layer (the agent's, each gate view's).
     pub write_caps: (u64, u64),
+    /// The commit the checkout is at (full hex).
     pub base_commit: String,
     /// Held while the task lives; a restarted runner recovers dirs whose lock is free.
     pub lock: TaskLock,
@@ -58,39 +59,77 @@ pub struct Workspace {
 /// A host-side git or filesystem step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
+    /// The repository could not be cloned or fetched.
     #[error("repo.url `{url}`: cannot clone or fetch: {message}")]
-    Source { url: String, message: String },
+    Source {
+        /// `repo.url`.
+        url: String,
+        /// git's error.
+        message: String,
+    },
+    /// `repo.base` names neither a branch nor a full commit of the repository.
     #[error("repo.base `{base}` is not a branch (refs/heads/{base}) or a full 40-hex commit of `{url}`; tags, short ids and other revisions are not accepted")]
-    BaseMissing { url: String, base: String },
+    BaseMissing {
+        /// `repo.url`.
+        url: String,
+        /// `repo.base`.
+        base: String,
+    },
     /// The repository is over an operator limit (`operator.toml` `[prepare]`).
     #[error("the repository's {what} is {figure} bytes ({}), over the limit of {limit} bytes ({}) in operator.toml [prepare]", crate::units::format_bytes(*figure), crate::units::format_bytes(*limit))]
     TooLarge {
+        /// What is too large (`mirror`, `checkout`).
         what: &'static str,
+        /// Its size in bytes.
         figure: u64,
+        /// The limit in bytes.
         limit: u64,
     },
     /// The base commit has more files than `operator.toml` `[prepare] checkout_files`.
     #[error("the repository's checkout has {figure} files or more, over the limit of {limit} files in operator.toml [prepare] checkout_files")]
-    TooManyFiles { figure: u64, limit: u64 },
+    TooManyFiles {
+        /// Files counted (the count stops at the limit).
+        figure: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Prepare ran past `operator.toml` `[prepare] git_timeout`.
     #[error("prepare ({what}) ran past git_timeout = {} in operator.toml [prepare]", crate::units::format_duration(*limit))]
     PrepareTimeout {
+        /// The step that ran over.
         what: String,
+        /// The limit.
         limit: std::time::Duration,
     },
     /// The task was cancelled while it was being prepared.
     #[error("cancelled during prepare")]
     Cancelled,
+    /// A host git command failed.
     #[error("git {op} failed: {message}")]
-    Git { op: String, message: String },
+    Git {
+        /// What git was doing.
+        op: String,
+        /// Its stderr (capped).
+        message: String,
+    },
+    /// A filesystem step failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// The path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The overlay or a bind mount could not be set up.
     #[error("mount {target}: {message}")]
-    Mount { target: PathBuf, message: String },
+    Mount {
+        /// The mount point.
+        target: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl WorkspaceError {

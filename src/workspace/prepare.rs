@@ -23,6 +23,7 @@ use crate::spec::RepoSpec;
 pub struct PrepareOptions {
     /// airlock's state dir (host-owned); caches and task dirs live under it.
     pub state_dir: PathBuf,
+    /// The task the checkout is for (names its dir).
     pub task_id: String,
     /// L0: the pristine tree is mounted read-only, no overlay.
     pub read_only: bool,

@@ -13,10 +13,20 @@ use crate::policy::repo_access::{locate, under_any, Location, RepoAccess};
 pub enum SourceError {
     /// Refused by the operator's rules (exit 3, `repo_not_allowed`).
     #[error("repository `{url}`: {message}")]
-    Refused { url: String, message: String },
+    Refused {
+        /// `repo.url`.
+        url: String,
+        /// Which rule refused it.
+        message: String,
+    },
     /// The path does not name a usable repository (exit 2).
     #[error("repository `{url}` cannot be opened: {message}")]
-    Missing { url: String, message: String },
+    Missing {
+        /// `repo.url`.
+        url: String,
+        /// Why it cannot be opened.
+        message: String,
+    },
 }
 
 /// The canonical local path to clone from, or the URL unchanged if it is remote.

@@ -9,8 +9,11 @@ use std::time::Duration;
 /// Where a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The step began.
     Started,
+    /// The step is under way (sent periodically).
     Running,
+    /// The step finished.
     Done,
 }
 
@@ -18,10 +21,15 @@ pub enum Stage {
 /// the bytes expected when known (a checkout's tree size) and the time since the step started.
 #[derive(Debug, Clone, Copy)]
 pub struct StepReport<'a> {
+    /// The step (`clone`, `fetch`, `checkout`).
     pub step: &'a str,
+    /// Where it is.
     pub stage: Stage,
+    /// Bytes written so far.
     pub bytes: u64,
+    /// Bytes expected, when known.
     pub total: Option<u64>,
+    /// Time since the step started.
     pub elapsed: Duration,
 }
 
@@ -32,10 +40,12 @@ type Sink = dyn Fn(&StepReport) + Send + Sync;
 pub struct StepProgress(Option<Arc<Sink>>);
 
 impl StepProgress {
+    /// Reports go to `f`.
     pub fn new(f: impl Fn(&StepReport) + Send + Sync + 'static) -> Self {
         StepProgress(Some(Arc::new(f)))
     }
 
+    /// Send `r` to the receiver, if there is one.
     pub fn report(&self, r: &StepReport) {
         if let Some(f) = &self.0 {
             f(r);

@@ -25,7 +25,9 @@ struct Counts {
 /// Why a follow stream was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Full {
+    /// All tasks' streams are at `api.max_followers`, this many.
     Total(usize),
+    /// This task's streams are at `api.max_followers_per_task`, this many.
     Task(usize),
 }
 
@@ -39,6 +41,7 @@ impl std::fmt::Display for Full {
 }
 
 impl Followers {
+    /// Room for `max` streams in all and `per_task` per task.
     pub fn new(max: usize, per_task: usize) -> Followers {
         Followers {
             max,

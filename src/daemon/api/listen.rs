@@ -31,21 +31,42 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: applicat
 /// A listener that cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
+    /// The socket could not be set up.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// The socket's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A live daemon answers on the socket.
     #[error("{path}: another airlock daemon is listening on this socket")]
-    InUse { path: PathBuf },
+    InUse {
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// Something that is not a socket has the socket's path.
     #[error("{path} exists and is not a socket; refusing to replace it")]
-    NotASocket { path: PathBuf },
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The socket could not be given `socket_group`.
     #[error("socket_group `{group}`: {message}")]
-    Group { group: String, message: String },
+    Group {
+        /// The group.
+        group: String,
+        /// Why.
+        message: String,
+    },
+    /// The TCP listener could not be bound.
     #[error("tcp.listen {addr}: {source}")]
     Tcp {
+        /// `tcp.listen`.
         addr: std::net::SocketAddr,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -98,6 +119,7 @@ fn set_group(path: &Path, group: &str) -> Result<(), ListenError> {
     nix::unistd::chown(path, None, Some(g.gid)).map_err(|e| err(e.to_string()))
 }
 
+/// Bind the TCP listener at `addr` (warning when it is not loopback: the token travels in clear).
 pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ListenError> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "the TCP listener is not on loopback; the bearer token travels in clear text");
@@ -107,6 +129,7 @@ pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ListenE
         .map_err(|source| ListenError::Tcp { addr, source })
 }
 
+/// Serve the API on the unix socket until `stop`, at most `api.max_connections` at once.
 pub async fn serve_unix(listener: UnixListener, ctx: Arc<Shared>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(ctx.config.api.max_connections));
     loop {
@@ -126,6 +149,7 @@ pub async fn serve_unix(listener: UnixListener, ctx: Arc<Shared>, stop: Cancella
     }
 }
 
+/// Serve the API over TCP (bearer token required) until `stop`, at most `api.max_connections` at once.
 pub async fn serve_tcp(listener: TcpListener, ctx: Arc<Shared>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(ctx.config.api.max_connections));
     loop {

@@ -44,6 +44,7 @@ pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Bounds of `recovery.sweep_interval`.
 pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `recovery.sweep_interval` accepted.
 pub const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Shortest bearer token accepted.
 pub const MIN_TOKEN_CHARS: usize = 16;
@@ -53,22 +54,31 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 pub struct Config {
     /// The file it was read from (for messages).
     pub file: PathBuf,
+    /// The API's unix socket.
     pub socket: PathBuf,
     /// Group given the socket (mode 0660), e.g. `airlock`.
     pub socket_group: Option<String>,
+    /// airlock's state dir (store, caches, task dirs).
     pub state_dir: PathBuf,
+    /// Where task artifacts are written.
     pub artifacts_dir: PathBuf,
     /// `None`: the embedded policies.
     pub policies_dir: Option<PathBuf>,
+    /// Tasks run at once.
     pub concurrency: usize,
     /// Whether API submitters count as trusted authors (see `operator.toml` `[authors]`).
     pub author_trusted: bool,
+    /// `[tcp]`: the optional TCP listener.
     pub tcp: Option<Tcp>,
     /// `[api]`: connection and follower bounds.
     pub api: Api,
+    /// `[retention]`: how long finished tasks are kept.
     pub retention: Retention,
+    /// `[shutdown]`: what SIGTERM does to running tasks.
     pub shutdown: Shutdown,
+    /// `[recovery]`: what a starting daemon sweeps and re-queues.
     pub recovery: Recovery,
+    /// `[notify]`: hooks run on every final state.
     pub notify: Notify,
     /// `[[trigger]]`: forge events that start tasks (`/v1/hooks/...`).
     pub triggers: Vec<triggers::TriggerRule>,
@@ -83,7 +93,9 @@ pub struct Config {
 /// The optional TCP listener; every request on it needs the bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tcp {
+    /// The address to listen on; off loopback the token travels in clear text.
     pub listen: SocketAddr,
+    /// The file holding the bearer token (mode 0600).
     pub token_file: PathBuf,
 }
 
@@ -107,6 +119,7 @@ pub struct Api {
     pub max_followers_per_task: usize,
 }
 
+/// The `[api]` bounds when the config sets none.
 pub const DEFAULT_API: Api = Api {
     max_connections: 64,
     header_timeout: Duration::from_secs(10),
@@ -116,6 +129,7 @@ pub const DEFAULT_API: Api = Api {
 };
 /// Upper bounds of the `[api]` counts and timeouts.
 pub const MAX_API_CONNECTIONS: usize = 4096;
+/// Longest `[api]` timeout accepted.
 pub const MAX_API_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What happens to running tasks on SIGTERM/SIGINT.
@@ -127,9 +141,12 @@ pub enum ShutdownMode {
     Cancel,
 }
 
+/// `[shutdown]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shutdown {
+    /// Drain or cancel.
     pub mode: ShutdownMode,
+    /// How long a drain may take before what is left is cancelled.
     pub timeout: Duration,
 }
 
@@ -142,8 +159,10 @@ pub enum Sweep {
     Owned,
 }
 
+/// `[recovery]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
+    /// Which containers a starting daemon removes.
     pub sweep: Sweep,
     /// How often the running daemon sweeps orphans (what a dead run left), besides at start.
     /// `None`: [`DEFAULT_SWEEP_INTERVAL`], or the heartbeat on a shared queue.
@@ -158,15 +177,20 @@ pub struct Recovery {
 pub struct Notify {
     /// argv; the summary JSON on stdin.
     pub command: Option<Vec<String>>,
+    /// A plain-HTTP webhook POSTed the summary JSON.
     pub webhook: Option<Webhook>,
+    /// How long a hook may take.
     pub timeout: Duration,
 }
 
 /// A plain-HTTP webhook (`http://host[:port]/path`); for HTTPS use `command` (e.g. curl).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
+    /// The webhook's host.
     pub host: String,
+    /// Its port.
     pub port: u16,
+    /// Its path.
     pub path: String,
 }
 
@@ -180,12 +204,16 @@ impl fmt::Display for Webhook {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The config file.
     pub file: PathBuf,
+    /// The field at fault, when there is one.
     pub field: Option<String>,
+    /// What is wrong and what is accepted.
     pub message: String,
 }
 
 impl ConfigError {
+    /// An error in `file` at `field` (if any) saying `message`.
     pub fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),

@@ -26,11 +26,15 @@ pub const MAX_REQUEUES: i64 = 100;
 pub struct Queue {
     /// `postgres://user@host:port/db`, without a password.
     pub url: String,
+    /// A file holding the password (first line, mode 0600).
     pub password_file: Option<PathBuf>,
     /// Read at load: the file's first line, or `PGPASSWORD`.
     pub password: Option<SecretString>,
+    /// How long a claim lives without a heartbeat.
     pub lease: Duration,
+    /// How often a runner renews its leases.
     pub heartbeat: Duration,
+    /// Re-queues of a lost task before it ends `runner_lost`.
     pub requeues: i64,
 }
 
@@ -39,16 +43,20 @@ pub struct Queue {
 pub enum ArtifactStore {
     /// A directory every runner shares (`file:///dir`).
     File(PathBuf),
+    /// An S3 bucket (or a compatible store).
     S3(S3Artifacts),
 }
 
 /// `s3://bucket/prefix` with its endpoint, region and credentials file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Artifacts {
+    /// The bucket.
     pub bucket: String,
+    /// The key prefix under which tasks are published.
     pub prefix: String,
     /// `None`: the provider's default endpoint.
     pub endpoint: Option<String>,
+    /// The bucket's region.
     pub region: String,
     /// TOML with `access_key_id`, `secret_access_key` (mode 0600).
     pub credentials_file: Option<PathBuf>,

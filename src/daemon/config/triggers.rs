@@ -18,31 +18,46 @@ use crate::trigger::Forge;
 /// Shortest webhook secret accepted.
 pub const MIN_SECRET_CHARS: usize = 16;
 
+/// A `[[trigger]]` as written in the daemon's config, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrigger {
+    /// `github`, `gitea`, `forgejo` or `gitlab`.
     pub forge: String,
+    /// The file holding the webhook secret (mode 0600).
     pub secret_file: String,
+    /// The repository (`owner/name`).
     pub repository: String,
+    /// The label that starts a task.
     pub label: Option<String>,
+    /// The comment command that starts a task.
     pub command: Option<String>,
+    /// The task spec template file.
     pub template: String,
+    /// Accounts trusted on forges whose payloads carry no association.
     pub trusted: Option<Vec<String>>,
 }
 
+/// A `[[schedule]]` as written, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
+    /// The cron expression (UTC).
     pub cron: String,
+    /// The task spec template file.
     pub template: String,
+    /// The key its slots are recorded under (default: the cron text and the template's path).
     pub name: Option<String>,
 }
 
 /// A task spec the event or the clock completes.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// The template file.
     pub path: PathBuf,
+    /// Its TOML, to be completed with the issue.
     pub table: toml::Table,
+    /// Its level.
     pub level: Level,
     /// The spec's `repo.url` (for the push remote and status comments).
     pub repo_url: String,
@@ -51,12 +66,19 @@ pub struct Template {
 /// One validated `[[trigger]]`.
 #[derive(Debug)]
 pub struct TriggerRule {
+    /// The forge the events come from.
     pub forge: Forge,
+    /// The webhook secret deliveries are verified with.
     pub secret: SecretString,
+    /// The repository (`owner/name`).
     pub repository: String,
+    /// The label that starts a task.
     pub label: Option<String>,
+    /// The comment command that starts a task.
     pub command: Option<String>,
+    /// Accounts trusted on forges whose payloads carry no association.
     pub trusted: Vec<String>,
+    /// The task spec the event completes.
     pub template: Template,
 }
 
@@ -65,8 +87,11 @@ pub struct TriggerRule {
 pub struct ScheduleRule {
     /// The key its slots are recorded under.
     pub name: String,
+    /// The parsed cron expression.
     pub cron: Cron,
+    /// The expression as written.
     pub cron_text: String,
+    /// The task spec a slot runs.
     pub template: Template,
 }
 

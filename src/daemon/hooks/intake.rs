@@ -20,7 +20,9 @@ use crate::trigger::{Event, Forge};
 /// A task the event started (for status comments).
 #[derive(Debug, Clone)]
 pub struct Accepted {
+    /// The task's id.
     pub id: String,
+    /// The plan it was queued from.
     pub plan: Plan,
 }
 

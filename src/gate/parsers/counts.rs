@@ -5,10 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Tests passed, failed and skipped, as a runner's closing summary line states them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestCounts {
+    /// Tests that passed.
     pub passed: u64,
+    /// Tests that failed.
     pub failed: u64,
+    /// Tests skipped (or ignored, xfail, pending).
     pub skipped: u64,
 }
 

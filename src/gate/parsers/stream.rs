@@ -25,8 +25,11 @@ pub struct StreamParser {
 /// or print without end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseLimits {
+    /// Longest line kept whole; the rest of a longer line is dropped.
     pub line_bytes: usize,
+    /// Bytes of output fed to the parsers; the rest is only counted.
     pub parse_bytes: u64,
+    /// Failures kept; later ones are counted, not stored.
     pub failures: usize,
 }
 
@@ -65,6 +68,7 @@ impl Default for StreamParser {
 }
 
 impl StreamParser {
+    /// A parser with the default [`ParseLimits`].
     pub fn new() -> Self {
         StreamParser::with_limits(ParseLimits::default())
     }

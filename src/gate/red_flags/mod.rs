@@ -23,9 +23,13 @@ pub(crate) mod testpath;
 /// exists there, else the old file's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedFlag {
+    /// Which detector fired.
     pub kind: RedFlagKind,
+    /// The file the change is in.
     pub file: String,
+    /// The line, where the flag is about one line.
     pub line: Option<u32>,
+    /// What was seen, one line (neutralised).
     pub detail: String,
     /// Found in the change from the previous attempt, not in the diff from the base (e.g. a
     /// test the agent wrote in attempt 1 and deleted in attempt 2); the line is in that change.
@@ -33,17 +37,27 @@ pub struct RedFlag {
     pub since_previous_attempt: bool,
 }
 
+/// The suspicious changes the detectors look for in a diff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedFlagKind {
+    /// A test file was deleted.
     TestFileDeleted,
+    /// A test function or case was removed.
     TestRemoved,
+    /// An assertion was removed.
     AssertionRemoved,
+    /// An assertion was made weaker (the old and new lines are in `detail`).
     AssertionWeakened,
+    /// A skip, ignore or xfail marker was added to a test.
     SkipAdded,
+    /// A test's timeout was raised.
     TimeoutRaised,
+    /// A lint was disabled (an allow, noqa, eslint-disable, ...).
     LintDisabled,
+    /// A snapshot file was rewritten.
     SnapshotRewritten,
+    /// The gate's own configuration (CI, test runner or linter config) was edited.
     GateConfigEdited,
     /// Tests the base ran that the agent's gate run no longer reports (see `origin`).
     TestsNotRun,

@@ -18,15 +18,21 @@ use super::super::url::check_api_url;
 use super::super::ConfigError;
 use crate::units::parse_duration;
 
+/// How long to wait for CI when `[remote.ci]` sets no `wait`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30 * 60);
+/// The longest `wait` accepted.
 pub const MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
+/// How often the forge is asked when `[remote.ci]` sets no `poll`.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(15);
+/// The shortest `poll` accepted.
 pub const MIN_POLL: Duration = Duration::from_millis(100);
 
 /// Which checks must pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Required {
+    /// Every check the forge reports on the commit.
     All,
+    /// Only the checks of these names.
     Names(Vec<String>),
 }
 
@@ -43,11 +49,17 @@ impl Required {
 /// The validated `[remote.ci]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CiConfig {
+    /// How long to wait for the required checks to finish.
     pub wait: Duration,
+    /// How often to ask the forge.
     pub poll: Duration,
+    /// Which checks must pass.
     pub required: Required,
+    /// Which forge's API to read.
     pub forge: Forge,
+    /// The forge's API base URL.
     pub api_url: String,
+    /// The repository (`owner/name`; GitLab: the project's full path).
     pub project: String,
 }
 

@@ -27,7 +27,9 @@ pub trait CiSource {
 
 /// The forge's API, with a CI-read token.
 pub struct ForgeCi<'a> {
+    /// The `[remote.ci]` it reads for.
     pub cfg: &'a CiConfig,
+    /// The read token.
     pub token: &'a SecretString,
 }
 

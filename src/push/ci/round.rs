@@ -13,8 +13,11 @@ use crate::gate::{Failure, FailureClass, FailureKind, FailureOrigin};
 /// A job as a person follows it: its name, state and link (never fetched with a token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobLink {
+    /// The job's name.
     pub name: String,
+    /// Where it stands.
     pub state: JobState,
+    /// Its web page, when the forge gives one (plain https only).
     pub url: Option<String>,
 }
 
@@ -32,7 +35,9 @@ impl From<&CiJob> for JobLink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BaseCi {
+    /// The job passed on the base commit.
     Passed,
+    /// The job failed on the base commit too.
     Failed,
     /// The forge has no finished result for this job on the base (or could not be read).
     Unknown,
@@ -45,6 +50,7 @@ pub struct CiRound {
     pub commit: String,
     /// `green`, `failed`, `timeout` or `unreadable`.
     pub result: String,
+    /// Seconds spent waiting.
     pub waited_s: u64,
     /// The failing required job; on a timeout, the jobs still pending.
     pub jobs: Vec<JobLink>,
@@ -59,6 +65,7 @@ pub struct CiRound {
 }
 
 impl CiRound {
+    /// The round for `commit` from a wait's outcome.
     pub fn new(commit: &str, outcome: &CiOutcome, waited_s: u64) -> CiRound {
         let (result, jobs, failures, error) = match outcome {
             CiOutcome::Green { .. } => ("green", vec![], vec![], None),

@@ -22,10 +22,15 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
 /// One wait's reads.
 pub struct MintedCi<'a> {
+    /// The remote whose forge is read.
     pub remote: &'a Remote,
+    /// Its `[remote.ci]`.
     pub cfg: &'a CiConfig,
+    /// The task (for the token's scope).
     pub task_id: &'a str,
+    /// The task spec's `repo.url`.
     pub repo: &'a str,
+    /// The task's secrets: the minted read token joins them.
     pub held: &'a mut Held,
     token: Option<Token>,
     /// `(kind, fields)` to emit as events (no secret in them).
@@ -33,6 +38,7 @@ pub struct MintedCi<'a> {
 }
 
 impl<'a> MintedCi<'a> {
+    /// The reads of one wait; a read token is minted when first needed and held in `held`.
     pub fn new(
         remote: &'a Remote,
         cfg: &'a CiConfig,

@@ -16,7 +16,9 @@ use super::config::Required;
 /// One check, status or job, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CiJob {
+    /// Its name.
     pub name: String,
+    /// Where it stands.
     pub state: JobState,
     /// The forge's id (a GitHub check run's id is its Actions job id), for the log.
     pub id: Option<u64>,
@@ -26,13 +28,17 @@ pub struct CiJob {
     pub source: &'static str,
 }
 
+/// A check's state, reduced to what the wait needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Queued or running.
     Pending,
+    /// Finished and passed.
     Success,
     /// Did not run (skipped, neutral, or allowed to fail): counts as passed.
     Skipped,
+    /// Finished and failed (or was cancelled).
     Failure,
 }
 
@@ -41,6 +47,7 @@ pub enum JobState {
 pub enum CiVerdict {
     /// Not all required checks have finished (or none has appeared yet).
     Pending,
+    /// Every required check passed.
     Green,
     /// The first failing required check: feedback starts from it without waiting for the rest.
     Failed(CiJob),

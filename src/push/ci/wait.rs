@@ -15,22 +15,29 @@ use crate::gate::Failure;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "ci", rename_all = "snake_case")]
 pub enum CiOutcome {
+    /// Every required job passed.
     Green {
+        /// The jobs that counted.
         jobs: Vec<CiJob>,
     },
     /// The first failing required job, its parsed failures (empty when no log was served) and
     /// why its log could not be read, if it could not.
     Failed {
+        /// The failing job.
         job: CiJob,
+        /// Its parsed failures.
         failures: Vec<Failure>,
+        /// Why its log could not be read.
         log_error: Option<String>,
     },
     /// The wait ran out with these jobs still pending (or none reported).
     Timeout {
+        /// The jobs still pending.
         pending: Vec<CiJob>,
     },
     /// The forge could not be read (after the wait ran out).
     Unreadable {
+        /// What failed.
         error: String,
     },
 }

@@ -37,8 +37,11 @@ const POOL_SIZE: usize = 8;
 /// process listings and logs): it is read from a 0600 file or `PGPASSWORD`.
 #[derive(Clone)]
 pub struct PgSettings {
+    /// The connection URL (`postgres://user@host/db`, no password).
     pub url: String,
+    /// The password, from its 0600 file or `PGPASSWORD`.
     pub password: Option<SecretString>,
+    /// Lease lifetimes and heartbeat.
     pub times: LeaseTimes,
 }
 
@@ -104,6 +107,7 @@ impl PgStore {
         &self.config
     }
 
+    /// The lease settings this store runs with.
     pub fn times(&self) -> LeaseTimes {
         self.times
     }
