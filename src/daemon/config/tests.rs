@@ -208,6 +208,27 @@ fn a_top_level_trigger_after_tcp_is_named_trigger_not_tcp_trigger() {
 }
 
 #[test]
+fn a_template_that_is_not_toml_names_the_field_and_shows_the_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let template = dir.path().join("t.toml");
+    std::fs::write(&template, "level = \"L1\"\n[repo\nurl = 1\n").unwrap();
+    let text = format!(
+        "[tcp]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"/t\"\n\n[[trigger]]\nforge = \"github\"\nsecret_file = \"{}\"\nrepository = \"o/r\"\nlabel = \"airlock\"\ntemplate = \"{}\"\n",
+        secret.display(),
+        template.display()
+    );
+    let (field, shown) = field_of(&text);
+    assert_eq!(field.as_deref(), Some("trigger[0].template"), "{shown}");
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines.iter().position(|l| l.contains("[repo")).unwrap_or(0);
+    assert!(at > 0 && lines[at + 1].contains('^'), "{shown}");
+}
+
+#[test]
 fn toml_errors_keep_the_snippet_and_caret_on_their_own_lines() {
     let (_, shown) = field_of("[retention]\nmax_age = \"1d\"\nbogus = 1\n");
     let lines: Vec<&str> = shown.lines().collect();

@@ -270,8 +270,10 @@ impl V<'_> {
         }
         let text =
             std::fs::read_to_string(&p).map_err(|e| self.err(field, format!("`{path}`: {e}")))?;
-        let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| self.err(field, format!("`{path}`: {}", e.message())))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            let p = crate::tomlpath::describe(&text, &e);
+            self.err(field, format!("`{path}`: {}", p.message))
+        })?;
         if event_fills {
             for key in ["title", "issue"] {
                 if table.contains_key(key) {
