@@ -2,10 +2,8 @@
 //! nothing in a task, a repository or an issue can change it. Parsing fails closed: unknown keys
 //! are errors and every message names the field.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use super::config_raw::{err, parse_remote, toml_error, RawPush};
 
 /// Default and ceiling for how long a minted token may live.
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(3600);
@@ -145,25 +143,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// Parse `push.toml`. Relative key file paths are relative to `base_dir`.
-pub fn parse(text: &str, base_dir: Option<&Path>) -> Result<PushConfig, ConfigError> {
-    let raw: RawPush = toml::from_str(text).map_err(|e| toml_error(text, e))?;
-    let mut remotes: Vec<Remote> = Vec::new();
-    for (i, r) in raw.remote.into_iter().enumerate() {
-        let remote = parse_remote(&format!("remote[{i}]"), r, base_dir)?;
-        if remotes.iter().any(|o| o.repo == remote.repo) {
-            return Err(err(
-                &format!("remote[{i}].repo"),
-                format!("`{}` has two remotes; pin exactly one", remote.repo),
-            ));
-        }
-        remotes.push(remote);
+/// A [`ConfigError`] naming `field`.
+pub(super) fn err(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: Some(field.into()),
+        message: message.into(),
     }
-    Ok(PushConfig {
-        dry_run: raw.dry_run,
-        remotes,
-    })
 }
+
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;

@@ -12,13 +12,6 @@ use crate::units::parse_duration;
 
 const MAX_LABELS: usize = 20;
 
-pub(super) fn err(field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: Some(field.into()),
-        message: message.into(),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPush {
@@ -67,7 +60,7 @@ struct RawPr {
     head_owner: Option<String>,
 }
 
-pub(super) fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
+fn toml_error(text: &str, e: toml::de::Error) -> ConfigError {
     let p = crate::tomlpath::describe(text, &e);
     ConfigError {
         field: p.field,
@@ -340,5 +333,25 @@ fn parse_pr(f: &str, p: RawPr) -> Result<PrConfig, ConfigError> {
         project: p.project,
         labels: p.labels,
         head_owner,
+    })
+}
+
+/// Parse `push.toml`. Relative key file paths are relative to `base_dir`.
+pub fn parse(text: &str, base_dir: Option<&Path>) -> Result<PushConfig, ConfigError> {
+    let raw: RawPush = toml::from_str(text).map_err(|e| toml_error(text, e))?;
+    let mut remotes: Vec<Remote> = Vec::new();
+    for (i, r) in raw.remote.into_iter().enumerate() {
+        let remote = parse_remote(&format!("remote[{i}]"), r, base_dir)?;
+        if remotes.iter().any(|o| o.repo == remote.repo) {
+            return Err(err(
+                &format!("remote[{i}].repo"),
+                format!("`{}` has two remotes; pin exactly one", remote.repo),
+            ));
+        }
+        remotes.push(remote);
+    }
+    Ok(PushConfig {
+        dry_run: raw.dry_run,
+        remotes,
     })
 }

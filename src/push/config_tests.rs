@@ -1,4 +1,7 @@
+use std::path::Path;
+
 use super::*;
+use crate::push::parse;
 
 const GOOD: &str = r#"
 [[remote]]

@@ -27,7 +27,8 @@ mod url;
 
 pub use url::check_api_url;
 
-pub use config::{parse, ConfigError, Forge, PrConfig, Provider, PushConfig, Remote};
+pub use config::{ConfigError, Forge, PrConfig, Provider, PushConfig, Remote};
+pub use config_raw::parse;
 pub use error::{MintError, PushError};
 pub use flow::{Job, Report};
 pub use plan::{decide, Skip};

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::super::config::{Forge, PrConfig, GITHUB_API};
-use super::super::config_raw::err;
+use super::super::config::{err, Forge, PrConfig, GITHUB_API};
 use super::super::url::check_api_url;
 use super::super::ConfigError;
 use crate::units::parse_duration;
