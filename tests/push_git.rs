@@ -127,6 +127,7 @@ fn job<'a>(f: &'a Fixture, branch: &'a str, record: &'a Path, pr_file: &'a Path)
         record,
         pr_file,
         after: None,
+        cancelled: None,
     }
 }
 

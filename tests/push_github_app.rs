@@ -258,6 +258,7 @@ fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
         record: &record,
         pr_file: &pr_file,
         after: None,
+        cancelled: None,
     };
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -324,6 +325,7 @@ fn a_fork_push_opens_the_pr_with_the_fork_owner_in_its_head() {
         record: &record,
         pr_file: &pr_file,
         after: None,
+        cancelled: None,
     };
     let mut held = airlock::secrets::Held::default();
     let r = airlock::push::flow::run(&remote, &job, &mut held, SystemTime::now(), &mut |_, _| {});

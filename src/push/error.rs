@@ -152,6 +152,9 @@ pub enum PushError {
         /// What failed.
         message: String,
     },
+    /// The task was cancelled before git pushed anything: not pushed.
+    #[error("not pushed: the task was cancelled before the push")]
+    Cancelled,
     /// The shared queue did not record the push (this runner's lease is lost): not pushed.
     #[error("not pushed: the queue did not record the push: {message}")]
     LeaseLost {
@@ -185,6 +188,7 @@ impl PushError {
             PushError::Git { .. } | PushError::Io { .. } => Reason::PushFailed,
             PushError::Pr { .. } => Reason::PrFailed,
             PushError::LeaseLost { .. } => Reason::LeaseLost,
+            PushError::Cancelled => Reason::Cancelled,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! revoke. Synchronous and engine-free; the runner calls it after every container is gone.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use secrecy::SecretString;
@@ -46,6 +47,19 @@ pub struct Job<'a> {
     /// A follow-up push (after CI feedback): the commit this task pushed before, which
     /// `commit` descends from. The branch moves forward (never forced) and the PR is kept.
     pub after: Option<&'a str>,
+    /// Set when the task is cancelled: looked at before the token is minted and again before
+    /// git pushes, so a cancelled task never pushes (`None`: nothing cancels this push).
+    pub cancelled: Option<&'a AtomicBool>,
+}
+
+impl Job<'_> {
+    /// `Err(Cancelled)` once the task's cancel has fired.
+    fn check_cancel(&self) -> Result<(), PushError> {
+        match self.cancelled {
+            Some(c) if c.load(Ordering::SeqCst) => Err(PushError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What happened. A failure after the push (the PR, say) leaves `pushed` true.
@@ -104,6 +118,7 @@ fn mint_and_use(
         refname: &refname,
         access: mint::Access::Write,
     };
+    job.check_cancel()?;
     let token = mint::mint(&remote.token, scope, now)?;
     held.add(token.secret());
     let expires_at = rfc3339(token.expires_at);
@@ -118,7 +133,11 @@ fn mint_and_use(
         token: &token,
         held,
     };
-    let result = session.push_and_propose(emit, report);
+    // Minting can take a while (a vault, an App installation): a cancel that came meanwhile
+    // stops the push before git runs; the token is revoked all the same.
+    let result = job
+        .check_cancel()
+        .and_then(|()| session.push_and_propose(emit, report));
     match mint::revoke(&remote.token, scope, &token, &held.redactor) {
         Revoked::Yes => emit("token_revoked", json!({ "provider": token.provider })),
         Revoked::LeftToExpire => emit("token_left_to_expire", json!({ "expires_at": expires_at })),

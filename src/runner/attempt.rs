@@ -4,9 +4,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::history::AttemptResult;
-use super::state_json;
+use super::tail::End;
 use super::task::TaskRun;
-use crate::artifacts::{AttemptVerdict, Feedback, State, Summary};
+use crate::artifacts::{AttemptVerdict, Feedback, State};
 use crate::gate;
 use crate::judge::{judge, Budget, Verdict};
 use crate::policy::{scope, ScopeVerdict};
@@ -18,37 +18,23 @@ use crate::workspace::{Diff, DiffLimits, WorkspaceError};
 const MAX_DIFF_FILE: u64 = 64 << 20;
 
 impl TaskRun {
-    /// Run attempts until the judge stops, then export. Always returns a summary.
-    pub async fn execute(&mut self, cancel: CancellationToken) -> Summary {
-        self.start_baseline(&cancel).await;
-        let (state, reason, message) = self.attempt_loop(&cancel, None).await;
-        let (state, reason, message) = self.high_risk_stop(state, reason, message);
-        // A green task whose push waits for CI ends after the wait (`ci_step`).
-        if state == State::Green && self.ci_remote().is_some() {
-            let summary = self.export(state, reason, message).await;
-            return self.ci_loop(summary, &cancel).await;
-        }
-        self.events.emit("finished", state_json(state, reason));
-        self.export(state, reason, message).await
-    }
-
     /// Attempts until the judge stops; the first gets `first` as its feedback (CI's).
     pub(super) async fn attempt_loop(
         &mut self,
         cancel: &CancellationToken,
         first: Option<Feedback>,
-    ) -> (State, Reason, Option<String>) {
+    ) -> End {
         let mut feedback: Option<Feedback> = first;
         loop {
             let n = self.history.next_n();
             if let Err(e) = self.attempt(n, feedback.as_ref(), cancel).await {
                 self.events
                     .emit("error", json!({ "message": e.to_string() }));
-                return (State::Error, Reason::EngineError, Some(e.to_string()));
+                return End::new(State::Error, Reason::EngineError, Some(e.to_string()));
             }
             if let Some(why) = self.model_budget_exhausted() {
                 self.history.set_verdict(AttemptVerdict::Stop);
-                return (State::NeedsHuman, Reason::ModelBudgetExhausted, Some(why));
+                return End::new(State::NeedsHuman, Reason::ModelBudgetExhausted, Some(why));
             }
             let verdict = judge(&self.history.facts(), self.budget());
             let verdict_name = super::history::verdict_name(&verdict);
@@ -67,7 +53,7 @@ impl TaskRun {
                         }
                         _ => None,
                     };
-                    return (state, reason, message);
+                    return End::new(state, reason, message);
                 }
             }
         }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::tail::{End, Tail};
 use super::task::TaskRun;
-use crate::artifacts::{CiFeedback, Feedback, State, Summary};
+use crate::artifacts::{CiFeedback, Feedback, State};
 use crate::judge::{judge, ContainerFacts, GateFacts, Verdict};
 use crate::policy::Preexisting;
 use crate::push::ci::{self, CiConfig, CiOutcome, CiRound, MintedCi};
@@ -32,8 +33,17 @@ pub(super) struct CiState {
     /// The commit last pushed (the parent of the next one).
     pub pushed: Option<String>,
     pub rounds: Vec<CiRound>,
-    /// Every token the task minted (push and CI read): the artifacts are scanned for them.
+    /// Every secret the task holds (the agent's model keys, every token minted for the push
+    /// and CI reads): the artifacts are scanned for them before each bundle.
     pub held: Held,
+}
+
+/// What the wait for CI leads to.
+pub(super) enum CiNext {
+    /// The task ends so.
+    End(End),
+    /// Another attempt, with CI's failures as its feedback.
+    Retry(Feedback),
 }
 
 /// The gate facts of a CI run that failed.
@@ -59,126 +69,120 @@ impl TaskRun {
         Some((remote.clone(), ci))
     }
 
-    /// Wait for CI on each pushed commit until it is green or the judge stops. Returns the
-    /// final summary (written).
-    pub(super) async fn ci_loop(
-        &mut self,
-        mut summary: Summary,
-        cancel: &CancellationToken,
-    ) -> Summary {
-        let Some((remote, cfg)) = self.ci_remote() else {
-            return summary;
-        };
-        loop {
-            let commit = match (&summary.commit, summary.state, summary.pushed) {
-                (Some(c), State::Green, true) => c.clone(),
-                _ => {
-                    // Not pushed (the push failed) or the attempt after CI's feedback did not
-                    // go green: that is the end.
-                    let (s, r, m) = (summary.state, summary.reason, summary.message.clone());
-                    return self.ci_end(summary, s, r, m);
-                }
-            };
-            self.ci.pushed = Some(commit.clone());
-            let round_n = self.ci.rounds.len() + 1;
-            self.events.emit(
-                "waiting_ci",
-                json!({ "phase": "waiting_ci", "round": round_n, "commit": commit, "wait_s": cfg.wait.as_secs(), "forge": cfg.forge, "project": cfg.project }),
-            );
-            self.ctx.progress.phase(
-                "waiting_ci",
-                &format!(
-                    "CI on {} (up to {}s)",
-                    &commit[..12.min(commit.len())],
-                    cfg.wait.as_secs()
-                ),
-            );
-            let round = match self.containers_gone().await {
-                Ok(()) => self.wait_ci(&remote, &cfg, &commit, cancel).await,
-                Err(e) => CiRound::new(
-                    &commit,
-                    &CiOutcome::Unreadable {
-                        error: e.to_string(),
-                    },
-                    0,
-                ),
-            };
-            self.events.emit("ci_result", json!(round));
-            self.ci.rounds.push(round.clone());
-            summary.ci = self.ci.rounds.clone();
-            if cancel.is_cancelled() {
-                return self.ci_end(summary, State::Cancelled, Reason::Cancelled, None);
-            }
-            let links = round.links();
-            match round.result.as_str() {
-                "green" => {
-                    let m = format!("CI green on {commit}");
-                    return self.ci_end(summary.clone(), State::Green, summary.reason, Some(m));
-                }
-                "timeout" => {
-                    let m = format!(
-                        "CI did not finish on {commit} within {}s; still pending: {links}",
-                        cfg.wait.as_secs()
-                    );
-                    return self.ci_end(summary, State::NeedsHuman, Reason::CiTimeout, Some(m));
-                }
-                "unreadable" => {
-                    let m = format!(
-                        "CI on {commit} could not be read: {}",
-                        round.error.as_deref().unwrap_or("")
-                    );
-                    return self.ci_end(summary, State::NeedsHuman, Reason::CiUnreadable, Some(m));
-                }
-                _ => {}
-            }
-            match self.judge_ci(&round) {
-                Verdict::Stop {
-                    state: State::Green,
-                    ..
-                } => {
-                    let m = format!("CI on {commit} fails only the way the base commit's CI does (pre-existing): {links}");
-                    return self.ci_end(
-                        summary,
-                        State::Green,
-                        Reason::GatePassedPreexisting,
-                        Some(m),
-                    );
-                }
-                Verdict::Stop { state, reason } => {
-                    let (reason, why) = match reason {
-                        Reason::NoProgress => (reason, "the same failures as before"),
-                        Reason::Timeout => (Reason::CiFailed, "no time left for another attempt"),
-                        _ => (Reason::CiFailed, "no attempt left"),
-                    };
-                    let m = format!("CI failed on {commit} ({why}): {links}");
-                    return self.ci_end(summary, state, reason, Some(m));
-                }
-                Verdict::Retry => {}
-            }
-            let feedback = Feedback {
-                attempt: self.history.len() as u32,
-                failures: round
-                    .failures
-                    .iter()
-                    .filter(|f| {
-                        f.origin != Some(crate::gate::FailureOrigin::Preexisting)
-                            || self.ctx.adm.policy.preexisting == Preexisting::MustFix
-                    })
-                    .cloned()
-                    .collect(),
-                ci: Some(CiFeedback {
-                    commit: commit.clone(),
-                    job: round.jobs[0].clone(),
-                }),
-            };
-            self.ctx.progress.phase(
-                "judge",
-                &format!("CI failed on {commit}: another attempt ({links})"),
-            );
-            let (state, reason, message) = self.attempt_loop(cancel, Some(feedback)).await;
-            let (state, reason, message) = self.high_risk_stop(state, reason, message);
-            summary = self.export(state, reason, message).await;
+    /// What the tail waits for CI on: the remote, its `[remote.ci]` and the pushed commit,
+    /// when the task is green, pushed, and its remote has CI.
+    pub(super) fn ci_follows(&self, t: &Tail) -> Option<(Remote, CiConfig, String)> {
+        if t.end().state != State::Green || !t.exported.pushed {
+            return None;
         }
+        let commit = t.exported.commit.clone()?;
+        let (remote, cfg) = self.ci_remote()?;
+        Some((remote, cfg, commit))
+    }
+
+    /// The last step of the tail, for a green task pushed to a remote with `[remote.ci]`: wait
+    /// for CI on `commit`. Its end (green, failed, timed out, unreadable, cancelled) or CI's
+    /// failures as the next attempt's feedback, when the judge says retry. `reason` is the
+    /// green end's reason (it stays when CI is green).
+    pub(super) async fn ci_wait(
+        &mut self,
+        remote: &Remote,
+        cfg: &CiConfig,
+        commit: &str,
+        reason: Reason,
+        cancel: &CancellationToken,
+    ) -> CiNext {
+        self.ci.pushed = Some(commit.to_string());
+        let round_n = self.ci.rounds.len() + 1;
+        self.events.emit(
+            "waiting_ci",
+            json!({ "phase": "waiting_ci", "round": round_n, "commit": commit, "wait_s": cfg.wait.as_secs(), "forge": cfg.forge, "project": cfg.project }),
+        );
+        self.ctx.progress.phase(
+            "waiting_ci",
+            &format!(
+                "CI on {} (up to {}s)",
+                &commit[..12.min(commit.len())],
+                cfg.wait.as_secs()
+            ),
+        );
+        let round = match self.containers_gone().await {
+            Ok(()) => self.wait_ci(remote, cfg, commit, cancel).await,
+            Err(e) => CiRound::new(
+                commit,
+                &CiOutcome::Unreadable {
+                    error: e.to_string(),
+                },
+                0,
+            ),
+        };
+        self.events.emit("ci_result", json!(round));
+        self.ci.rounds.push(round.clone());
+        if cancel.is_cancelled() {
+            return self.ci_end(State::Cancelled, Reason::Cancelled, None);
+        }
+        let links = round.links();
+        match round.result.as_str() {
+            "green" => {
+                let m = format!("CI green on {commit}");
+                return self.ci_end(State::Green, reason, Some(m));
+            }
+            "timeout" => {
+                let m = format!(
+                    "CI did not finish on {commit} within {}s; still pending: {links}",
+                    cfg.wait.as_secs()
+                );
+                return self.ci_end(State::NeedsHuman, Reason::CiTimeout, Some(m));
+            }
+            "unreadable" => {
+                let m = format!(
+                    "CI on {commit} could not be read: {}",
+                    round.error.as_deref().unwrap_or("")
+                );
+                return self.ci_end(State::NeedsHuman, Reason::CiUnreadable, Some(m));
+            }
+            _ => {}
+        }
+        match self.judge_ci(&round) {
+            Verdict::Stop {
+                state: State::Green,
+                ..
+            } => {
+                let m = format!("CI on {commit} fails only the way the base commit's CI does (pre-existing): {links}");
+                return self.ci_end(State::Green, Reason::GatePassedPreexisting, Some(m));
+            }
+            Verdict::Stop { state, reason } => {
+                let (reason, why) = match reason {
+                    Reason::NoProgress => (reason, "the same failures as before"),
+                    Reason::Timeout => (Reason::CiFailed, "no time left for another attempt"),
+                    _ => (Reason::CiFailed, "no attempt left"),
+                };
+                let m = format!("CI failed on {commit} ({why}): {links}");
+                return self.ci_end(state, reason, Some(m));
+            }
+            Verdict::Retry => {}
+        }
+        let feedback = Feedback {
+            attempt: self.history.len() as u32,
+            failures: round
+                .failures
+                .iter()
+                .filter(|f| {
+                    f.origin != Some(crate::gate::FailureOrigin::Preexisting)
+                        || self.ctx.adm.policy.preexisting == Preexisting::MustFix
+                })
+                .cloned()
+                .collect(),
+            ci: Some(CiFeedback {
+                commit: commit.to_string(),
+                job: round.jobs[0].clone(),
+            }),
+        };
+        self.ctx.progress.phase(
+            "judge",
+            &format!("CI failed on {commit}: another attempt ({links})"),
+        );
+        CiNext::Retry(feedback)
     }
 
     /// The same judge: the attempt that produced the pushed commit now has CI's failures.
@@ -266,25 +270,13 @@ impl TaskRun {
         }
     }
 
-    /// The task ends after CI: the summary and evidence are written again.
-    fn ci_end(
-        &mut self,
-        mut summary: Summary,
-        state: State,
-        reason: Reason,
-        message: Option<String>,
-    ) -> Summary {
-        summary.state = state;
-        summary.reason = reason;
-        summary.message = message.map(|m| crate::artifacts::neutralise(&m));
-        summary.ci = self.ci.rounds.clone();
-        summary.finished_at = crate::artifacts::now_rfc3339();
-        summary.duration_s = (self.ctx.started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    /// How the task ends after CI (the tail settles it and writes the summary again).
+    fn ci_end(&mut self, state: State, reason: Reason, message: Option<String>) -> CiNext {
         self.ctx
             .progress
             .phase("ci", &format!("{} ({})", state.as_str(), reason.as_str()));
-        self.rewrite_after_ci(&mut summary);
-        summary
+        let message = message.map(|m| crate::artifacts::neutralise(&m));
+        CiNext::End(End::new(state, reason, message))
     }
 }
 

@@ -1,8 +1,9 @@
-//! export: diff, out/, evidence, summary and the bundle, every file temp-then-rename.
+//! export: the tail's writing steps (diff, out/, the branch, evidence, the secret scan, summary
+//! and the bundle; their order is in `tail.rs`), every file temp-then-rename.
 
 use serde_json::json;
 
-use super::push_step::Exported;
+use super::tail::{End, Exported, Flow};
 use super::task::TaskRun;
 use super::{branch_name, event_log, state_json, RunOptions};
 use crate::artifacts::{
@@ -25,53 +26,16 @@ mod evidence_sections;
 mod scan;
 
 impl TaskRun {
-    /// Write every artifact, push (L3+, green), and return the summary. A failure to write turns
-    /// the state into `error` / `export_failed`, but everything that can be written still is.
-    pub(super) async fn export(
-        &mut self,
-        state: State,
-        reason: Reason,
-        message: Option<String>,
-    ) -> Summary {
-        let mut summary = self.summary(state, reason, message);
-        let mut held = std::mem::take(&mut self.ci.held);
-        for key in self.ctx.egress.iter().flat_map(|e| e.keys()) {
-            held.add(key);
+    /// Tail step `files`: `diff.patch` and the agent's `out/`. A failure to write stops the
+    /// task `error` / `export_failed`.
+    pub(super) fn export_files(&mut self) -> Flow {
+        match self.write_files() {
+            Ok(()) => Flow::Continue,
+            Err(e) => export_failed(e),
         }
-        match self.export_files(&mut summary).await {
-            Ok(exported) => {
-                let before = summary.state;
-                self.push_step(&mut summary, &exported, &mut held).await;
-                self.scan_for_secrets(&mut summary, &held.redactor);
-                if summary.state != before {
-                    self.rewrite_evidence(&summary, &held.redactor);
-                }
-            }
-            Err(e) => {
-                summary.state = State::Error;
-                summary.reason = Reason::ExportFailed;
-                summary.message = Some(e);
-            }
-        }
-        self.ctx.progress.phase("export", &summary.artifacts);
-        self.write_summary_and_bundle(&summary, &held.redactor);
-        self.ci.held = held;
-        summary
     }
 
-    /// After the wait for CI (`ci_step`): the summary, evidence and bundle written again with
-    /// the final state, scanned for every token the task minted.
-    pub(super) fn rewrite_after_ci(&mut self, summary: &mut Summary) {
-        let held = std::mem::take(&mut self.ci.held);
-        self.events
-            .emit("finished", state_json(summary.state, summary.reason));
-        self.scan_for_secrets(summary, &held.redactor);
-        self.rewrite_evidence(summary, &held.redactor);
-        self.write_summary_and_bundle(summary, &held.redactor);
-        self.ci.held = held;
-    }
-
-    async fn export_files(&mut self, summary: &mut Summary) -> Result<Exported, String> {
+    fn write_files(&mut self) -> Result<(), String> {
         write_atomic(
             &self.ctx.artifacts.path("diff.patch"),
             &self.history.last_diff().patch,
@@ -93,39 +57,47 @@ impl TaskRun {
                 .collect();
             self.events.emit("out_skipped", json!({ "paths": skipped }));
         }
-        let commit = if self.wants_branch(summary) {
-            Some(self.export_branch(summary).await?)
-        } else {
-            None
-        };
-        let evidence = self.evidence(summary);
-        write_atomic(&self.ctx.artifacts.path("evidence.md"), evidence.as_bytes())
-            .map_err(|e| e.to_string())?;
-        Ok(Exported { commit, evidence })
+        Ok(())
     }
 
-    /// Every artifact written so far is scanned for the secrets held; one that holds any is
-    /// removed and the task ends `error` / `secret_in_artifact`.
-    fn scan_for_secrets(&mut self, summary: &mut Summary, redactor: &Redactor) {
+    /// Tail step `evidence`: `evidence.md`, which is also the draft PR's body.
+    pub(super) fn write_evidence(&mut self, end: &End, exported: &mut Exported) -> Flow {
+        let summary = self.summary(end, exported);
+        let evidence = self.evidence(&summary);
+        if let Err(e) = write_atomic(&self.ctx.artifacts.path("evidence.md"), evidence.as_bytes()) {
+            return export_failed(e.to_string());
+        }
+        exported.evidence = Some((evidence, end.state, self.ci.rounds.len()));
+        Flow::Continue
+    }
+
+    /// Closing step `scan`: every artifact written so far is read for the secrets held; one
+    /// that holds any is removed and the task stops `error` / `secret_in_artifact`. The
+    /// [`Scanned`] it returns is what writing the bundle takes.
+    pub(super) fn scan_for_secrets(&mut self, redactor: &Redactor) -> (Flow, Scanned) {
         if redactor.is_empty() {
-            return;
+            return (Flow::Continue, Scanned(()));
         }
         let hits = scan::remove_hits(&self.ctx.artifacts.dir, redactor);
         if hits.is_empty() {
-            return;
+            return (Flow::Continue, Scanned(()));
         }
         self.events
             .emit("secret_in_artifact", json!({ "removed": hits }));
-        summary.state = State::Error;
-        summary.reason = Reason::SecretInArtifact;
-        summary.message = Some(format!(
-            "the push token (or an encoding of it) was found in {}; removed from the artifacts",
-            hits.join(", ")
+        let stop = Flow::Ends(End::new(
+            State::Error,
+            Reason::SecretInArtifact,
+            Some(format!(
+                "the push token (or an encoding of it) was found in {}; removed from the artifacts",
+                hits.join(", ")
+            )),
         ));
+        (stop, Scanned(()))
     }
 
-    /// The evidence again, for a state the push changed (masked, in case).
-    fn rewrite_evidence(&self, summary: &Summary, redactor: &Redactor) {
+    /// The evidence again, for a state or CI rounds that changed since it was written (masked,
+    /// in case).
+    pub(super) fn rewrite_evidence(&self, summary: &Summary, redactor: &Redactor) {
         let evidence = self.evidence(summary);
         let bytes = redactor.redact(evidence.as_bytes());
         if let Err(e) = write_atomic(&self.ctx.artifacts.path("evidence.md"), &bytes) {
@@ -143,13 +115,29 @@ impl TaskRun {
     }
 
     /// L2 and above keep a local branch of a non-empty result in the bundle.
-    fn wants_branch(&self, summary: &Summary) -> bool {
+    fn wants_branch(&self, end: &End) -> bool {
         self.ctx.adm.level >= Level::L2
             && !self.history.last_diff().files.is_empty()
-            && summary.state != State::Error
+            && end.state != State::Error
     }
 
-    async fn export_branch(&mut self, summary: &mut Summary) -> Result<String, String> {
+    /// Tail step `branch`: the local branch (on the commit last pushed, after CI feedback) and
+    /// `branch.bundle`, when [`TaskRun::wants_branch`].
+    pub(super) async fn export_branch(&mut self, end: &End, exported: &mut Exported) -> Flow {
+        if !self.wants_branch(end) {
+            return Flow::Continue;
+        }
+        match self.make_branch().await {
+            Ok((branch, commit)) => {
+                exported.branch = Some(branch);
+                exported.commit = Some(commit);
+                Flow::Continue
+            }
+            Err(e) => export_failed(e),
+        }
+    }
+
+    async fn make_branch(&mut self) -> Result<(String, String), String> {
         let branch = branch_name(&self.ctx.task_id, &self.ctx.spec.title);
         let message = format!(
             "{}\n\nairlock task {}",
@@ -167,12 +155,13 @@ impl TaskRun {
             .map_err(|e| e.to_string())?;
         self.events
             .emit("branch", json!({ "branch": branch, "commit": commit }));
-        summary.branch = Some(branch);
-        summary.commit = Some(commit.clone());
-        Ok(commit)
+        Ok((branch, commit))
     }
 
-    fn summary(&self, state: State, reason: Reason, message: Option<String>) -> Summary {
+    /// The summary of the task as `end` and `exported` leave it: the only place a running
+    /// task's summary (its `state` included) is made.
+    pub(super) fn summary(&self, end: &End, exported: &Exported) -> Summary {
+        let (state, reason, message) = (end.state, end.reason, end.message.clone());
         let d = self.history.last_diff();
         let paths = match self.history.last().map(|a| &a.facts.scope) {
             _ if reason == super::risk_step::HIGH_RISK => {
@@ -212,9 +201,9 @@ impl TaskRun {
                 skipped: d.skipped.clone(),
             },
             paths,
-            branch: None,
-            commit: None,
-            pushed: false,
+            branch: exported.branch.clone(),
+            commit: exported.commit.clone(),
+            pushed: exported.pushed,
             kind: self.ctx.spec.kind.as_str().into(),
             risk: Some(self.risk()),
             task_scope: Some(self.ctx.adm.task_scope.clone()),
@@ -227,11 +216,28 @@ impl TaskRun {
         }
     }
 
-    fn write_summary_and_bundle(&mut self, summary: &Summary, redactor: &Redactor) {
+    /// `summary.json` and the bundle; `_scanned` proves the artifacts were scanned first (the
+    /// tail's `close` is the one caller).
+    pub(super) fn write_summary_and_bundle(
+        &mut self,
+        summary: &Summary,
+        redactor: &Redactor,
+        _scanned: Scanned,
+    ) {
         self.events
             .emit("exported", state_json(summary.state, summary.reason));
         write_summary_masked(&self.ctx.artifacts, summary, redactor);
     }
+}
+
+/// Proof that the artifacts were scanned for the secrets held: made only by
+/// [`TaskRun::scan_for_secrets`] and taken by [`TaskRun::write_summary_and_bundle`], so the
+/// bundle cannot be written without a scan before it.
+pub(super) struct Scanned(());
+
+/// The task stops `error` / `export_failed` with `message`.
+fn export_failed(message: String) -> Flow {
+    Flow::Stop(End::new(State::Error, Reason::ExportFailed, Some(message)))
 }
 
 fn red_flag_paths(flags: &[RedFlag]) -> Vec<String> {

@@ -18,16 +18,16 @@ use crate::sandbox::{ContainerPlan, Ended};
 use crate::vocab::{Reason, State};
 
 const FAILED: &str = "F\n=========================== short test summary info ============================\nFAILED tests/test_app.py::test_x - assert 1 == 2\n1 failed in 0.01s\n";
-const PASSED: &str = "1 passed in 0.01s\n";
+pub(super) const PASSED: &str = "1 passed in 0.01s\n";
 const NODE: &str = "tests/test_app.py::test_x";
 
-struct World {
-    tmp: tempfile::TempDir,
-    repo: PathBuf,
-    opts: RunOptions,
+pub(super) struct World {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub opts: RunOptions,
 }
 
-fn sh(dir: &Path, script: &str) {
+pub(super) fn sh(dir: &Path, script: &str) {
     let out = Command::new("sh")
         .arg("-euc")
         .arg(script)
@@ -38,7 +38,7 @@ fn sh(dir: &Path, script: &str) {
 }
 
 impl World {
-    fn new() -> World {
+    pub fn new() -> World {
         let tmp = tempfile::tempdir().unwrap();
         let work = tmp.path().join("src-work");
         std::fs::create_dir_all(work.join("src")).unwrap();
@@ -84,9 +84,14 @@ impl World {
     }
 
     /// An L2 task with a pytest gate and `limits` appended.
-    fn spec(&self, limits: &str) -> crate::spec::TaskSpec {
+    pub fn spec(&self, limits: &str) -> crate::spec::TaskSpec {
+        self.spec_at("L2", limits)
+    }
+
+    /// A task at `level` with a pytest gate and `limits` appended.
+    pub fn spec_at(&self, level: &str, limits: &str) -> crate::spec::TaskSpec {
         let text = format!(
-            "title = \"unit\"\nlevel = \"L2\"\n[repo]\nurl = {:?}\nbase = \"main\"\n[issue]\ntext = \"do it\"\n[agent]\nimage = \"airlock/fake:latest\"\ncommand = [\"agent\"]\n[gate]\nimage = \"airlock/fake:latest\"\ncommands = [[\"python3\", \"-m\", \"pytest\", \"-q\"]]\n[limits]\n{limits}\n",
+            "title = \"unit\"\nlevel = \"{level}\"\n[repo]\nurl = {:?}\nbase = \"main\"\n[issue]\ntext = \"do it\"\n[agent]\nimage = \"airlock/fake:latest\"\ncommand = [\"agent\"]\n[gate]\nimage = \"airlock/fake:latest\"\ncommands = [[\"python3\", \"-m\", \"pytest\", \"-q\"]]\n[limits]\n{limits}\n",
             self.repo.display().to_string()
         );
         let path = self.tmp.path().join("spec.toml");
@@ -94,7 +99,7 @@ impl World {
         crate::spec::parse_str(&text, &path).unwrap()
     }
 
-    async fn run(
+    pub async fn run(
         &self,
         spec: crate::spec::TaskSpec,
         fake: &Arc<FakeContainers>,
@@ -130,7 +135,7 @@ fn is_rerun(plan: &ContainerPlan) -> bool {
     plan.name.contains(&format!("gate{}-1", attempt(plan))) && plan.argv.iter().any(|a| a == NODE)
 }
 
-fn edit(ws: &Path, file: &str, text: &str) {
+pub(super) fn edit(ws: &Path, file: &str, text: &str) {
     std::fs::write(ws.join(file), text).unwrap();
 }
 

@@ -24,6 +24,9 @@ mod progress;
 mod push_step;
 mod risk_step;
 mod startfail;
+mod tail;
+#[cfg(test)]
+mod tail_tests;
 mod task;
 
 use std::path::PathBuf;

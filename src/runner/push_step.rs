@@ -3,13 +3,17 @@
 //! push configuration and `push::decide` refuses them before anything else is looked at.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
+use super::tail::{End, Exported, Flow};
 use super::task::TaskRun;
 use super::PushGate;
-use crate::artifacts::{State, Summary};
+use crate::artifacts::State;
 use crate::push::{self, flow, Job, PushError, Remote, Skip};
 use crate::secrets::Held;
 
@@ -27,6 +31,8 @@ struct OwnedJob {
     record: PathBuf,
     pr_file: PathBuf,
     after: Option<String>,
+    /// Set when the task's cancel fires; the push looks at it before git runs.
+    cancelled: Arc<AtomicBool>,
 }
 
 impl OwnedJob {
@@ -44,6 +50,7 @@ impl OwnedJob {
             record: &self.record,
             pr_file: &self.pr_file,
             after: self.after.as_deref(),
+            cancelled: Some(&self.cancelled),
         }
     }
 }
@@ -93,31 +100,31 @@ async fn push_blocking(remote: Remote, job: OwnedJob, mut held: Held) -> Pushed 
     }
 }
 
-/// What export produced that the push needs.
-pub(super) struct Exported {
-    pub commit: Option<String>,
-    pub evidence: String,
-}
-
 impl TaskRun {
-    /// Push the task's branch and open the draft PR, if this task may. Every secret minted is
-    /// added to `held` (the caller scans the artifacts with it before the bundle is written).
-    /// The blocking parts (the push gate, git, the forge) run on tokio's blocking pool with
-    /// owned data, so this works on any runtime flavour.
+    /// Tail step `push`: push the task's branch and open the draft PR, if this task may. Every
+    /// secret minted is added to the task's held secrets (the closing scan reads the artifacts
+    /// for them before the bundle is written). The blocking parts (the push gate, git, the
+    /// forge) run on tokio's blocking pool with owned data, so this works on any runtime
+    /// flavour. A cancel that fires while the token is minted stops the push before git runs.
     pub(super) async fn push_step(
         &mut self,
-        summary: &mut Summary,
-        exported: &Exported,
-        held: &mut Held,
-    ) {
-        let Some(remote) = self.remote(summary) else {
-            return;
+        end: &End,
+        exported: &mut Exported,
+        cancel: &CancellationToken,
+    ) -> Flow {
+        let remote = match self.remote(end, exported) {
+            Ok(r) => r,
+            Err(word) => return word,
         };
-        let (Some(branch), Some(commit)) = (summary.branch.clone(), exported.commit.clone()) else {
-            return;
+        let (Some(branch), Some(commit), Some((evidence, ..))) = (
+            exported.branch.clone(),
+            exported.commit.clone(),
+            exported.evidence.as_ref(),
+        ) else {
+            return Flow::Continue;
         };
         if let Err(e) = self.containers_gone().await {
-            return fail(summary, &e, held);
+            return fail(&e, &self.ci.held);
         }
         let job = OwnedJob {
             task_id: self.ctx.task_id.clone(),
@@ -127,11 +134,12 @@ impl TaskRun {
             branch: branch.clone(),
             commit,
             git_dir: self.ctx.ws.root.join("branch.git"),
-            evidence: exported.evidence.clone(),
+            evidence: evidence.clone(),
             issue: self.ctx.spec.issue_url.clone(),
             record: self.ctx.artifacts.path("push.json"),
             pr_file: self.ctx.artifacts.path("pr.json"),
             after: self.ci.pushed.clone(),
+            cancelled: Arc::new(AtomicBool::new(cancel.is_cancelled())),
         };
         if self
             .ctx
@@ -142,46 +150,57 @@ impl TaskRun {
             .is_some_and(|c| c.dry_run)
         {
             let result = flow::dry_run(&remote, &job.borrowed());
-            return self.dry_run_done(summary, result.map(|_| ()), held);
+            return self.dry_run_done(result.map(|_| ()));
         }
         if let Err(e) = ask_gate(self.ctx.push_gate.clone()).await {
-            return fail(summary, &e, held);
+            return fail(&e, &self.ci.held);
         }
         self.ctx
             .progress
             .phase("push", &format!("{branch} -> {}", remote.push_url));
-        let pushed = push_blocking(remote.clone(), job, std::mem::take(held)).await;
-        *held = pushed.held;
+        let watcher = {
+            let (flag, cancel) = (job.cancelled.clone(), cancel.clone());
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                flag.store(true, Ordering::SeqCst);
+            })
+        };
+        let held = std::mem::take(&mut self.ci.held);
+        let pushed = push_blocking(remote.clone(), job, held).await;
+        watcher.abort();
+        self.ci.held = pushed.held;
         for (kind, fields) in pushed.events {
-            self.emit_redacted(&kind, fields, held);
+            self.emit_redacted(&kind, fields);
         }
-        self.pushed(summary, pushed.report, &branch, &remote, held);
+        exported.pushed = pushed.report.pushed;
+        self.pushed(pushed.report, &branch, &remote)
     }
 
-    /// The remote to push to, or `None` with the reason recorded (nothing for L0–L2).
-    fn remote(&mut self, summary: &mut Summary) -> Option<Remote> {
+    /// The remote to push to, or the step's word when there is none (nothing for L0–L2; a
+    /// note when push.toml pins no remote and nothing else was said).
+    fn remote(&mut self, end: &End, exported: &Exported) -> Result<Remote, Flow> {
         let config = self.ctx.adm.policy.push_config.as_ref();
         let remote = config.and_then(|c| c.remote_for(&self.ctx.spec.repo.url));
         let decided = push::decide(
             self.ctx.adm.level,
             self.ctx.adm.policy.push,
-            summary.state,
-            summary.branch.as_deref(),
+            end.state,
+            exported.branch.as_deref(),
             remote,
         );
         match decided {
-            Ok(r) => Some(r.clone()),
-            Err(Skip::Never) => None,
+            Ok(r) => Ok(r.clone()),
+            Err(Skip::Never) => Err(Flow::Continue),
             Err(skip) => {
                 self.events
                     .emit("push_skipped", json!({ "reason": skip.reason() }));
-                if skip == Skip::NoRemote && summary.message.is_none() {
-                    summary.message = Some(format!(
+                if skip == Skip::NoRemote && end.message.is_none() {
+                    return Err(Flow::Note(format!(
                         "not pushed: push.toml pins no remote for `{}`; the branch is in branch.bundle",
                         self.ctx.spec.repo.url
-                    ));
+                    )));
                 }
-                None
+                Err(Flow::Continue)
             }
         }
     }
@@ -198,35 +217,26 @@ impl TaskRun {
         }
     }
 
-    fn dry_run_done(&mut self, summary: &mut Summary, result: Result<(), PushError>, held: &Held) {
+    fn dry_run_done(&mut self, result: Result<(), PushError>) -> Flow {
         match result {
             Ok(()) => {
                 self.events
                     .emit("push_dry_run", json!({ "file": "pr.json" }));
-                summary.message = Some(
+                Flow::Note(
                     "dry run: nothing minted or pushed; the draft PR request is in pr.json".into(),
-                );
+                )
             }
-            Err(e) => fail(summary, &e, held),
+            Err(e) => fail(&e, &self.ci.held),
         }
     }
 
-    fn pushed(
-        &mut self,
-        summary: &mut Summary,
-        report: flow::Report,
-        branch: &str,
-        remote: &Remote,
-        held: &Held,
-    ) {
-        summary.pushed = report.pushed;
+    fn pushed(&mut self, report: flow::Report, branch: &str, remote: &Remote) -> Flow {
         if let Some(e) = &report.error {
             self.emit_redacted(
                 "push_failed",
                 json!({ "reason": e.reason(), "message": e.to_string() }),
-                held,
             );
-            return fail(summary, e, held);
+            return fail(e, &self.ci.held);
         }
         let mut m = format!("pushed {branch} to {}", remote.push_url);
         if report.earlier {
@@ -236,21 +246,26 @@ impl TaskRun {
             m.push_str(&format!("; draft PR #{}: {}", pr.number, pr.url));
         }
         self.ctx.progress.phase("push", &m);
-        summary.message = Some(m);
+        Flow::Note(m)
     }
 
-    fn emit_redacted(&mut self, kind: &str, fields: Value, held: &Held) {
-        let text = held.redactor.redact(fields.to_string().as_bytes());
+    /// An event whose fields are masked with every secret the task holds.
+    fn emit_redacted(&mut self, kind: &str, fields: Value) {
+        let text = self.ci.held.redactor.redact(fields.to_string().as_bytes());
         let fields = serde_json::from_slice(&text).unwrap_or_else(|_| json!({ "redacted": true }));
         self.events.emit(kind, fields);
     }
 }
 
-/// The task ends `error` with the push error's reason; the diff and branch stay exported.
-fn fail(summary: &mut Summary, e: &PushError, held: &Held) {
-    summary.state = State::Error;
-    summary.reason = e.reason();
-    summary.message = Some(held.redactor.redact_str(&e.to_string()));
+/// The task stops with the push error's reason: `cancelled` for a cancel that came during the
+/// push, `error` otherwise; the diff and branch stay exported.
+fn fail(e: &PushError, held: &Held) -> Flow {
+    let state = match e {
+        PushError::Cancelled => State::Cancelled,
+        _ => State::Error,
+    };
+    let message = held.redactor.redact_str(&e.to_string());
+    Flow::Stop(End::new(state, e.reason(), Some(message)))
 }
 
 #[cfg(test)]
@@ -299,6 +314,7 @@ mod tests {
             record: dir.join("push.json"),
             pr_file: dir.join("pr.json"),
             after: None,
+            cancelled: Arc::new(AtomicBool::new(false)),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::tail::{End, Flow};
 use super::task::TaskRun;
 use crate::artifacts::State;
 use crate::policy::risk::{classify, ChangeFacts};
@@ -54,21 +55,16 @@ impl TaskRun {
         )
     }
 
-    /// A green change classified `high` at a level with `stop_high_risk` ends `needs_human` /
-    /// `high_risk` instead of being pushed.
-    pub(super) fn high_risk_stop(
-        &mut self,
-        state: State,
-        reason: Reason,
-        message: Option<String>,
-    ) -> (State, Reason, Option<String>) {
+    /// Tail step `risk`: a green change classified `high` at a level with `stop_high_risk`
+    /// stops `needs_human` / `high_risk` instead of being pushed.
+    pub(super) fn high_risk_stop(&mut self, end: &End) -> Flow {
         let policy = &self.ctx.adm.policy;
-        if state != State::Green || !policy.push || !policy.stop_high_risk {
-            return (state, reason, message);
+        if end.state != State::Green || !policy.push || !policy.stop_high_risk {
+            return Flow::Continue;
         }
         let risk = self.risk();
         if risk.level != RiskLevel::High {
-            return (state, reason, message);
+            return Flow::Continue;
         }
         let names: Vec<&str> = risk
             .rules
@@ -78,7 +74,7 @@ impl TaskRun {
             .collect();
         self.events.emit(
             "high_risk_stop",
-            json!({ "gate_reason": reason, "rules": names }),
+            json!({ "gate_reason": end.reason, "rules": names }),
         );
         self.ctx
             .progress
@@ -88,6 +84,6 @@ impl TaskRun {
             names.join(", "),
             policy.level
         );
-        (State::NeedsHuman, HIGH_RISK, Some(message))
+        Flow::Ends(End::new(State::NeedsHuman, HIGH_RISK, Some(message)))
     }
 }

@@ -1,7 +1,7 @@
 //! One task in flight ([`TaskRun`]): its fixed context, the history its attempts append to,
 //! its event log, and the state of its background baseline and of the forge's CI. The lifecycle
 //! verbs are in their own files: `attempt.rs` (the loop), `containers.rs`, `gate_run.rs`,
-//! `export.rs`, `push_step.rs`, `ci_step.rs`.
+//! `tail.rs` (everything after the judge, in order), `export.rs`, `push_step.rs`, `ci_step.rs`.
 
 use super::baseline::BaselineState;
 use super::ci_step::CiState;
@@ -36,6 +36,10 @@ impl TaskRun {
             ci: CiState::default(),
         };
         task.emit_egress_started();
+        // The agent's model keys are the task's secrets too: no artifact may hold one.
+        for key in task.ctx.egress.iter().flat_map(|e| e.keys()) {
+            task.ci.held.add(key);
+        }
         Ok(task)
     }
 
