@@ -864,3 +864,52 @@ fn a_runner_killed_during_its_push_is_never_requeued_and_nothing_is_pushed_twice
         task_containers(&id).is_empty()
     });
 }
+
+/// Writes wake listeners after they commit (NOTIFY in a transaction of its own): a client
+/// listening on the database hears a submitted task on the queue channel and its events
+/// (queued, started, done) on the events channel, each with the task id.
+#[test]
+fn committed_writes_notify_the_queue_and_events_channels_with_the_task_id() {
+    use futures_util::StreamExt;
+    let world = World::new();
+    let pg = Pg::start();
+    let rs = runners(&world, &pg, &["a"], LONG, "");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let heard: Vec<(String, String)> = rt.block_on(async {
+        let mut config: tokio_postgres::Config = pg.url().parse().unwrap();
+        let pw = std::fs::read_to_string(&pg.password_file).unwrap();
+        config.password(pw.trim());
+        let (client, mut conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(Ok(m)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                    let _ = tx.send((n.channel().to_string(), n.payload().to_string()));
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN airlock_queue; LISTEN airlock_events")
+            .await
+            .unwrap();
+        let id = rs[0].submit(&spec(&world, &["true"]));
+        let t = rs[0].wait_final(&id, 120);
+        assert_eq!(t["state"], "green", "{t}");
+        let mut heard = Vec::new();
+        while let Ok(Some(n)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+            heard.push(n);
+        }
+        heard.retain(|(_, p)| p == &id);
+        heard
+    });
+    assert!(
+        heard.iter().any(|(c, _)| c == "airlock_queue"),
+        "the submit woke the dispatchers: {heard:?}"
+    );
+    let events = heard.iter().filter(|(c, _)| c == "airlock_events").count();
+    assert!(events >= 3, "queued, started and done at least: {heard:?}");
+}

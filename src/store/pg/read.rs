@@ -4,9 +4,9 @@ use serde_json::json;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 
-use super::queue::{event, notify};
+use super::queue::event;
 use super::schema::NOW_MS;
-use super::{pg, PgStore, CHANNEL_QUEUE};
+use super::{pg, PgStore, CHANNEL_EVENTS, CHANNEL_QUEUE};
 use crate::store::events::EVENTS_PAGE;
 use crate::store::retention::Finished;
 use crate::store::{daemon_event, now_ms, CancelOutcome, End, NewTask, Phase, StoreError, TaskRow};
@@ -17,6 +17,7 @@ const COLUMNS: &str = "seq, id, title, level, source, state, reason, message, ca
 
 impl PgStore {
     pub(super) async fn insert_task(&self, t: NewTask) -> Result<(), StoreError> {
+        let id = t.id.clone();
         self.run("insert a task", move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await.map_err(pg("begin an insert"))?;
@@ -24,7 +25,9 @@ impl PgStore {
                 tx.commit().await.map_err(pg("commit an insert"))
             })
         })
-        .await
+        .await?;
+        self.wake(queued(id)).await;
+        Ok(())
     }
 
     pub(super) async fn cancel_task(
@@ -32,7 +35,8 @@ impl PgStore {
         id: String,
         end: End,
     ) -> Result<CancelOutcome, StoreError> {
-        self.run("cancel a task", move |c| {
+        let task = id.clone();
+        let outcome = self.run("cancel a task", move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await.map_err(pg("begin a cancel"))?;
                 let row = tx
@@ -71,7 +75,11 @@ impl PgStore {
                 Ok(outcome)
             })
         })
-        .await
+        .await?;
+        if matches!(outcome, CancelOutcome::Cancelled | CancelOutcome::Running) {
+            self.wake(vec![(CHANNEL_EVENTS, task)]).await;
+        }
+        Ok(outcome)
     }
 
     pub(super) async fn store_summary(
@@ -233,7 +241,12 @@ impl PgStore {
     }
 }
 
-/// Insert a queued task and its `queued` event in `tx`, and wake every runner's dispatcher.
+/// What a newly queued task wakes: its followers and every runner's dispatcher.
+pub(super) fn queued(id: String) -> Vec<(&'static str, String)> {
+    vec![(CHANNEL_EVENTS, id.clone()), (CHANNEL_QUEUE, id)]
+}
+
+/// Insert a queued task and its `queued` event in `tx` (wake with [`queued`] after the commit).
 pub(super) async fn insert_in(tx: &Transaction<'_>, t: &NewTask) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO tasks(id, title, level, source, spec, state, submitted_at, trigger, \
@@ -252,8 +265,7 @@ pub(super) async fn insert_in(tx: &Transaction<'_>, t: &NewTask) -> Result<(), S
         .await
         .map_err(pg("insert a task"))?;
     let body = daemon_event(&t.id, "queued", now_ms(), json!({ "title": t.title }));
-    event(tx, &t.id, &body).await?;
-    notify(tx, CHANNEL_QUEUE, &t.id).await
+    event(tx, &t.id, &body).await
 }
 
 fn task_row(r: &Row) -> TaskRow {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio_postgres::Transaction;
 
 use super::queue::event;
-use super::read::insert_in;
+use super::read::{insert_in, queued};
 use super::schema::NOW_MS;
 use super::{pg, PgStore};
 use crate::store::triggers::{Key, Triggered};
@@ -30,33 +30,39 @@ impl PgStore {
         key: Key,
         fields: Value,
     ) -> Result<Triggered, StoreError> {
-        self.run("insert a triggered task", move |c| {
-            Box::pin(async move {
-                let tx = c
-                    .transaction()
-                    .await
-                    .map_err(pg("begin a triggered insert"))?;
-                let taken = match &key {
-                    Key::Delivery {
-                        delivery,
-                        issue_key,
-                    } => claim_delivery(&tx, delivery, issue_key, &task.id).await?,
-                    Key::Slot { schedule, slot_ms } => {
-                        claim_slot(&tx, schedule, *slot_ms, &task.id).await?
+        let id = task.id.clone();
+        let r = self
+            .run("insert a triggered task", move |c| {
+                Box::pin(async move {
+                    let tx = c
+                        .transaction()
+                        .await
+                        .map_err(pg("begin a triggered insert"))?;
+                    let taken = match &key {
+                        Key::Delivery {
+                            delivery,
+                            issue_key,
+                        } => claim_delivery(&tx, delivery, issue_key, &task.id).await?,
+                        Key::Slot { schedule, slot_ms } => {
+                            claim_slot(&tx, schedule, *slot_ms, &task.id).await?
+                        }
+                    };
+                    if let Some(t) = taken {
+                        // Nothing was written: the transaction is dropped (rolled back).
+                        return Ok(t);
                     }
-                };
-                if let Some(t) = taken {
-                    // Nothing was written: the transaction is dropped (rolled back).
-                    return Ok(t);
-                }
-                insert_in(&tx, &task).await?;
-                let body = daemon_event(&task.id, "triggered", now_ms(), fields);
-                event(&tx, &task.id, &body).await?;
-                tx.commit().await.map_err(pg("commit a triggered insert"))?;
-                Ok(Triggered::Inserted)
+                    insert_in(&tx, &task).await?;
+                    let body = daemon_event(&task.id, "triggered", now_ms(), fields);
+                    event(&tx, &task.id, &body).await?;
+                    tx.commit().await.map_err(pg("commit a triggered insert"))?;
+                    Ok(Triggered::Inserted)
+                })
             })
-        })
-        .await
+            .await?;
+        if r == Triggered::Inserted {
+            self.wake(queued(id)).await;
+        }
+        Ok(r)
     }
 
     pub(super) async fn delivery_issue(
