@@ -18,8 +18,6 @@ pub mod pattern;
 pub mod policy;
 pub mod push;
 pub mod repo_url;
-// Documented once the runner split (issue 9) lands; every other module is under `missing_docs`.
-#[allow(missing_docs)]
 pub mod runner;
 pub mod sandbox;
 pub mod secrets;

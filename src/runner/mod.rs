@@ -52,11 +52,15 @@ pub use progress::Progress;
 /// How to run a task.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Each task's artifacts go to `<artifacts_root>/<task id>/`.
     pub artifacts_root: PathBuf,
+    /// Work dirs, locks, mirrors and caches (`<state_dir>/tasks/<task id>/`, ...).
     pub state_dir: PathBuf,
     /// Keep the task's work dir after it ends (for debugging).
     pub keep: bool,
+    /// Where the task came from (CLI, API, webhook, schedule): admission caps its level.
     pub trigger: Trigger,
+    /// The operator's policy files.
     pub policies: Policies,
     /// Id of this `airlock run` / daemon session (container label).
     pub session: String,
@@ -95,6 +99,7 @@ pub enum NotRun {
 }
 
 impl NotRun {
+    /// The contract's exit for this outcome.
     pub fn exit(&self) -> Exit {
         match self {
             NotRun::Invalid(_) => Exit::Invalid,

@@ -17,6 +17,7 @@ use crate::workspace::{Stage, StepProgress, StepReport};
 /// How often a plain progress line is printed while a step runs.
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
+/// The progress line printer of one task (and, in the daemon, its phase hook).
 pub struct Progress {
     started: Instant,
     enabled: bool,
@@ -37,6 +38,7 @@ impl std::fmt::Debug for Progress {
 }
 
 impl Progress {
+    /// Lines on a terminal, or anywhere when `verbose`.
     pub fn new(verbose: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
         Progress {
@@ -53,6 +55,7 @@ impl Progress {
         self
     }
 
+    /// No lines at all (the daemon's tasks, tests).
     pub fn silent() -> Self {
         Progress {
             started: Instant::now(),
@@ -62,6 +65,7 @@ impl Progress {
         }
     }
 
+    /// The task entered `phase`; `detail` says what it is doing (printed neutralised).
     pub fn phase(&self, phase: &str, detail: &str) {
         if let Some(hook) = &self.hook {
             hook(phase);
