@@ -359,6 +359,50 @@ fn a_cancel_while_waiting_for_ci_ends_the_task_at_once() {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+/// A cancel through the API while the push token is being minted (a slow provider): the push
+/// stops before git runs, nothing reaches the server, the token is revoked, and the task ends
+/// `cancelled` with its branch and summary written.
+#[test]
+fn a_cancel_through_the_api_during_the_push_pushes_nothing() {
+    let w = PushWorld::new();
+    let (_token, provider) = token_provider(&w);
+    let slow = "#!/bin/sh\nd=\"$(dirname \"$0\")\"\necho called >> \"$d/calls.log\"\ntouch \"$d/minting\"\nsleep 5\ncat \"$d/token.json\"\n";
+    std::fs::write(provider.dir.join("mint.sh"), slow).unwrap();
+    w.push_toml(&provider.toml(), "");
+    let d = Daemon::start(&w);
+    let id = d.submit(&spec_text(&w));
+    let marker = provider.dir.join("minting");
+    let until = Instant::now() + Duration::from_secs(180);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < until,
+            "no mint within 180 s\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, body) = d.json("POST", &format!("/v1/tasks/{id}/cancel"), "");
+    assert_eq!(code, 202, "{body}");
+    let t = d.wait_final(&id, 120);
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("cancelled"), Some("cancelled")),
+        "{t}\n{}",
+        d.stderr()
+    );
+    let s = &t["summary"];
+    assert_eq!(s["pushed"], false, "{s}");
+    let branch = s["branch"].as_str().expect("the branch was exported");
+    assert_eq!(
+        w.git.ref_of("tasks.git", &format!("refs/heads/{branch}")),
+        None
+    );
+    assert_eq!(w.git.receive_packs(), 0);
+    assert_eq!(provider.calls().len(), 1, "{:?}", provider.calls());
+    assert_eq!(provider.revokes(), vec!["revoked"]);
+    assert!(d.artifact(&id, "diff.patch").contains("feature"));
+}
+
 fn token_provider(w: &PushWorld) -> (String, Provider) {
     let token = test_token();
     let provider = Provider::new(
