@@ -239,3 +239,74 @@ fn policy_show_and_check_explain_the_decision() {
     assert_eq!(no.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&no.stdout).contains("untrusted_author"));
 }
+
+/// A level file that tries to downgrade or ignore a red flag (here Trojan Source's
+/// `bidi_control`) is refused at load, by `policy check` and by `run`, naming the file, the key,
+/// the value and what is accepted; nothing starts.
+#[test]
+fn a_level_that_downgrades_a_red_flag_is_refused_naming_file_key_and_value() {
+    let world = World::new();
+    let bin = env!("CARGO_BIN_EXE_airlock");
+    let l3 = world.policies.join("L3.toml");
+    let shipped = std::fs::read_to_string(&l3).unwrap();
+    for value in ["risk_note", "ignore"] {
+        let text = format!("{shipped}\n[red_flags]\nbidi_control = \"{value}\"\n");
+        std::fs::write(&l3, text).unwrap();
+        let spec = world.spec("L2", &["true"], GATE);
+        let check = Command::new(bin)
+            .args(["policy", "check", "--policies"])
+            .arg(&world.policies)
+            .arg(&spec)
+            .output()
+            .unwrap();
+        let ran = world.run(&spec);
+        for (what, code, stderr) in [
+            (
+                "policy check",
+                check.status.code(),
+                String::from_utf8_lossy(&check.stderr).into_owned(),
+            ),
+            ("run", Some(ran.code), ran.stderr.clone()),
+        ] {
+            assert_eq!(code, Some(2), "{what} {value}: {stderr}");
+            for want in [
+                l3.display().to_string(),
+                "field `red_flags.bidi_control`".into(),
+                format!("`{value}` is not accepted"),
+                "Trojan Source".into(),
+                "accepted: \"stop\"".into(),
+            ] {
+                assert!(
+                    stderr.contains(&want),
+                    "{what} {value}: want {want} in: {stderr}"
+                );
+            }
+        }
+        assert!(
+            !world.artifacts.exists()
+                || std::fs::read_dir(&world.artifacts)
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "{value}: a task ran"
+        );
+    }
+    // Naming the only action is accepted.
+    std::fs::write(
+        &l3,
+        format!("{shipped}\n[red_flags]\nbidi_control = \"stop\"\n"),
+    )
+    .unwrap();
+    let ok = Command::new(bin)
+        .args(["policy", "check", "--policies"])
+        .arg(&world.policies)
+        .arg(world.spec("L2", &["true"], GATE))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

@@ -2,7 +2,8 @@
 //! bidi characters planted in a failure message, a test id and a file name are shown as visible
 //! escapes in summary.json, events.jsonl, `--json` output, the terminal and evidence.md; the
 //! bidi controls the agent added are a red flag citing file:line; Markdown and HTML in a
-//! failure message stay text in evidence.md (the PR body). Real engine; never skipped.
+//! failure message stay text in evidence.md (the PR body). Under the most permissive shipped
+//! rules a bidi control still stops the task with the flag. Real engine; never skipped.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,9 +12,14 @@
 )]
 
 mod common;
+mod support;
+
+use std::time::{Duration, SystemTime};
 
 use common::World;
 use serde_json::Value;
+use support::provider::{test_token, Provider};
+use support::world::PushWorld;
 
 /// A control (but newline/tab), a C1 control, or a bidi/zero-width character.
 fn forbidden(c: char) -> bool {
@@ -135,4 +141,79 @@ fn planted_controls_and_markup_reach_no_output_unescaped() {
     assert!(!prose.contains("@admin"), "a mention outside code: {prose}");
     assert!(prose.contains("@&#8203;admin"), "{prose}");
     world.assert_clean(&ran.task_id());
+}
+
+/// The agent appends a line holding a right-to-left override and an isolate (Trojan Source)
+/// to src/app.py, which has one line.
+const TROJAN: &str =
+    r#"printf 'access = "user\342\200\256 \342\201\246// admin\342\201\251"\n' >> src/app.py"#;
+
+/// The flags of `kind` in the last attempt of `summary`.
+fn flags_of<'a>(summary: &'a Value, kind: &str) -> Vec<&'a Value> {
+    let attempts = summary["attempts"].as_array().unwrap();
+    let last = attempts.last().unwrap();
+    let flags = last["red_flags"].as_array().unwrap();
+    flags.iter().filter(|f| f["kind"] == kind).collect()
+}
+
+/// No level can let a bidi control through: under the most permissive shipped rules (L3, the
+/// highest the CLI may start, with push configured and a green gate; L1, with no gate at all)
+/// the task stops needs_human/red_flag citing src/app.py:2, and nothing reaches the remote or
+/// the token provider. (A level file that tries to downgrade the flag is refused at load:
+/// tests/levels.rs.)
+#[test]
+fn a_bidi_control_stops_the_task_under_the_most_permissive_shipped_levels() {
+    let w = PushWorld::new();
+    let provider = Provider::new(
+        &w.fixtures.join("provider"),
+        &test_token(),
+        SystemTime::now() + Duration::from_secs(1800),
+    );
+    w.push_toml(&provider.toml(), "");
+    let green_gate = "[gate]\ncommands = [[\"true\"]]\n";
+    for (level, extra) in [("L3", green_gate), ("L1", "")] {
+        let ran = w.run(&w.world.spec(level, &["sh", "-c", TROJAN], extra), &[], &[]);
+        let summary: Value = serde_json::from_str(&w.world.artifact(&ran, "summary.json")).unwrap();
+        assert_eq!(
+            (summary["state"].as_str(), summary["reason"].as_str()),
+            (Some("needs_human"), Some("red_flag")),
+            "{level}: {}\n{summary}",
+            ran.stderr
+        );
+        assert_eq!(ran.code, 1, "{level}");
+        let last = summary["attempts"].as_array().unwrap().last().unwrap();
+        if level == "L3" {
+            assert_eq!(
+                last["gate_passed"], true,
+                "the flag, not the gate, stopped it"
+            );
+        }
+        let bidi = flags_of(&summary, "bidi_control");
+        assert_eq!(bidi.len(), 1, "{level}: {bidi:?}");
+        assert_eq!(
+            (bidi[0]["file"].as_str(), bidi[0]["line"].as_u64()),
+            (Some("src/app.py"), Some(2))
+        );
+        let detail = bidi[0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("U+202E") && detail.contains("U+2066"),
+            "{detail}"
+        );
+        assert_eq!(summary["pushed"], false, "{level}: {summary}");
+        assert!(!w.artifacts_of(&ran).join("push.json").exists(), "{level}");
+        assert!(
+            w.world
+                .artifact(&ran, "evidence.md")
+                .contains("src/app.py:2"),
+            "{level}: the evidence cites the line"
+        );
+        w.cleanup(&ran);
+        w.world.assert_clean(&ran.task_id());
+    }
+    assert_eq!(
+        provider.calls(),
+        Vec::<String>::new(),
+        "a flagged task minted a token"
+    );
+    assert_eq!(w.git.requests(), 0, "a flagged task talked to the remote");
 }

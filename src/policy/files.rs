@@ -194,6 +194,9 @@ struct RawLevel {
     scope: RawScope,
     #[serde(default)]
     models: Vec<String>,
+    /// Refused unless every value is `"stop"` (see `red_flag_rules`).
+    #[serde(default)]
+    red_flags: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +410,7 @@ fn parse_level(text: &str, file: &str, expect: Level) -> Result<LevelPolicy, Pol
             ),
         ));
     }
+    super::red_flag_rules::check(&c, raw.red_flags.as_ref())?;
     let (runtime_default, runtime_allowed) = runtime(&c, raw.runtime)?;
     Ok(LevelPolicy {
         level,

@@ -11,6 +11,7 @@ mod admit_tests;
 mod files;
 pub mod output_limits;
 pub mod prepare_limits;
+pub mod red_flag_rules;
 pub mod repo_access;
 pub mod risk;
 pub mod sandbox_user;

@@ -65,6 +65,40 @@ pub enum RedFlagKind {
     BidiControl,
 }
 
+impl RedFlagKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [RedFlagKind; 11] = [
+        RedFlagKind::TestFileDeleted,
+        RedFlagKind::TestRemoved,
+        RedFlagKind::AssertionRemoved,
+        RedFlagKind::AssertionWeakened,
+        RedFlagKind::SkipAdded,
+        RedFlagKind::TimeoutRaised,
+        RedFlagKind::LintDisabled,
+        RedFlagKind::SnapshotRewritten,
+        RedFlagKind::GateConfigEdited,
+        RedFlagKind::TestsNotRun,
+        RedFlagKind::BidiControl,
+    ];
+
+    /// The kind as `summary.json` and the policy files spell it (`bidi_control`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RedFlagKind::TestFileDeleted => "test_file_deleted",
+            RedFlagKind::TestRemoved => "test_removed",
+            RedFlagKind::AssertionRemoved => "assertion_removed",
+            RedFlagKind::AssertionWeakened => "assertion_weakened",
+            RedFlagKind::SkipAdded => "skip_added",
+            RedFlagKind::TimeoutRaised => "timeout_raised",
+            RedFlagKind::LintDisabled => "lint_disabled",
+            RedFlagKind::SnapshotRewritten => "snapshot_rewritten",
+            RedFlagKind::GateConfigEdited => "gate_config_edited",
+            RedFlagKind::TestsNotRun => "tests_not_run",
+            RedFlagKind::BidiControl => "bidi_control",
+        }
+    }
+}
+
 /// Inspect a unified diff (`git diff --binary`) and list its red flags, ordered by file, line.
 pub fn red_flags(diff: &str) -> Vec<RedFlag> {
     let files = diff::parse(diff);
@@ -179,6 +213,13 @@ fn snapshot_rewritten(file: &FileDiff, flags: &mut Vec<RedFlag>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_the_serialised_names() {
+        for k in RedFlagKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name(), "{k:?}");
+        }
+    }
 
     #[test]
     fn a_new_snapshot_is_fine_a_changed_one_is_not() {
