@@ -2,7 +2,8 @@
 //! 9), against the real daemon: connections are capped per listener before any auth (TCP and
 //! the unix socket), idle and slow (slowloris) clients are closed after `header_timeout`, a
 //! trickled webhook body gets `408` after `body_timeout`, followers are capped per task and in
-//! all, and slow followers of a flooding task do not grow the daemon's memory.
+//! all, slow followers of a flooding task do not grow the daemon's memory, and the queue is
+//! capped (`max_queued`).
 
 #![allow(
     clippy::unwrap_used,
@@ -287,4 +288,78 @@ fn followers_are_bounded_and_slow_ones_cost_the_daemon_nothing() {
     assert!(events.contains("\"event\":\"finished\""), "{events}");
     drop(b);
     let _ = d.cli(&["cancel", &other]);
+}
+
+/// `queued` and `running` from `GET /v1/health`.
+fn queue_counts(d: &Daemon) -> (i64, i64) {
+    let reply = get(d, "/v1/health");
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    (
+        v["queued"].as_i64().unwrap_or(-1),
+        v["running"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// `airlock submit` of `spec`: (exit code, stdout, stderr).
+fn submit_raw(d: &Daemon, spec: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("submit")
+        .arg(spec)
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The queue is bounded too (`[api] max_queued`): with the workers busy and two tasks queued, one
+/// more submission is refused with 503 naming the key and stores nothing; a slot freed (a
+/// queued task cancelled) takes submissions again.
+#[test]
+fn submissions_beyond_max_queued_are_refused_and_store_nothing() {
+    let world = World::new();
+    let d = Daemon::start(world, None, "sweep = \"owned\"", "[api]\nmax_queued = 2\n");
+    let sleeper = || d.world.spec("L1", &["sleep", "120"], "");
+    // The default concurrency is 2: two tasks run, then two wait.
+    let mut ids: Vec<String> = (0..2).map(|_| d.submit(&sleeper())).collect();
+    let until = Instant::now() + Duration::from_secs(90);
+    while queue_counts(&d) != (0, 2) {
+        assert!(
+            Instant::now() < until,
+            "{:?}\n{}",
+            queue_counts(&d),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ids.extend((0..2).map(|_| d.submit(&sleeper())));
+    assert_eq!(queue_counts(&d), (2, 2));
+    let (code, _, stderr) = submit_raw(&d, &sleeper());
+    assert_ne!(code, Some(0), "a submission beyond max_queued was taken");
+    assert!(
+        stderr.contains("[api] max_queued = 2") && stderr.contains("2 tasks are queued"),
+        "{stderr}"
+    );
+    assert_eq!(queue_counts(&d), (2, 2), "the refused task was stored");
+    // A queued task cancelled frees its slot.
+    let _ = d.cli(&["cancel", &ids[3]]);
+    assert_eq!(
+        d.wait_final(&ids[3], Duration::from_secs(30))["state"],
+        "cancelled"
+    );
+    let (code, id, stderr) = submit_raw(&d, &sleeper());
+    assert_eq!(code, Some(0), "{stderr}");
+    ids.push(id);
+    for id in &ids {
+        let _ = d.cli(&["cancel", id]);
+    }
+    for id in ids.iter().filter(|id| **id != ids[3]) {
+        let end = d.wait_final(id, Duration::from_secs(60));
+        assert_eq!(end["state"], "cancelled", "{end}");
+    }
 }

@@ -55,6 +55,9 @@ pub async fn submit(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> 
         Ok(Err(r)) => return reply::error(StatusCode::BAD_REQUEST, &r.message, r.field.as_deref()),
         Err(e) => return reply::internal(&e),
     };
+    if let Some(full) = queue_full(&ctx).await {
+        return full;
+    }
     let task = NewTask {
         id: String::new(),
         title: spec.title.clone(),
@@ -72,6 +75,33 @@ pub async fn submit(req: Request<Incoming>, ctx: Arc<Shared>) -> Response<Body> 
     ctx.wake.notify_one();
     tracing::info!(task = %id, title = %spec.title, "task queued");
     reply::json(StatusCode::CREATED, &json!({ "id": id, "state": "queued" }))
+}
+
+/// `[api] max_queued`: a client cannot grow the queue without end (each queued task is a row
+/// holding a spec of up to [`MAX_BODY`], and work the runners owe). Counted over the whole
+/// store, so on a shared queue over every runner's tasks.
+async fn queue_full(ctx: &Shared) -> Option<Response<Body>> {
+    let max = ctx.config.api.max_queued;
+    let counts = match ctx.db.counts().await {
+        Ok(c) => c,
+        Err(e) => return Some(reply::internal(&e)),
+    };
+    let queued = counts
+        .iter()
+        .find(|(state, _)| state == "queued")
+        .map_or(0, |c| c.1);
+    if queued < max as i64 {
+        return None;
+    }
+    let msg = format!(
+        "{queued} tasks are queued, the daemon's limit (airlock.toml [api] max_queued = {max}); \
+         submit again once some have run"
+    );
+    Some(reply::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &msg,
+        Some("api.max_queued"),
+    ))
 }
 
 /// Insert under a fresh id; ids are random, so a collision is retried with another.

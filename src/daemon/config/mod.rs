@@ -117,6 +117,8 @@ pub struct Api {
     pub max_followers: usize,
     /// Event follow streams of one task at once; beyond it `503`.
     pub max_followers_per_task: usize,
+    /// Tasks queued at once (all runners of the store); an API submission beyond it gets `503`.
+    pub max_queued: usize,
 }
 
 /// The `[api]` bounds when the config sets none.
@@ -126,11 +128,14 @@ pub const DEFAULT_API: Api = Api {
     body_timeout: Duration::from_secs(30),
     max_followers: 64,
     max_followers_per_task: 8,
+    max_queued: 1000,
 };
 /// Upper bounds of the `[api]` counts and timeouts.
 pub const MAX_API_CONNECTIONS: usize = 4096;
 /// Longest `[api]` timeout accepted.
 pub const MAX_API_TIMEOUT: Duration = Duration::from_secs(300);
+/// Upper bound of `[api] max_queued`.
+pub const MAX_API_QUEUED: usize = 1_000_000;
 
 /// What happens to running tasks on SIGTERM/SIGINT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

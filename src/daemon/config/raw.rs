@@ -61,6 +61,7 @@ pub struct RawApi {
     pub body_timeout: Option<String>,
     pub max_followers: Option<i64>,
     pub max_followers_per_task: Option<i64>,
+    pub max_queued: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

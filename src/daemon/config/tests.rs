@@ -117,6 +117,7 @@ fn bad_values_name_the_field() {
         ("[shutdown]\ntimeout = \"2d\"", "shutdown.timeout"),
         ("[recovery]\nsweep = \"some\"", "recovery.sweep"),
         ("[api]\nmax_connections = 0", "api.max_connections"),
+        ("[api]\nmax_queued = 0", "api.max_queued"),
         ("[api]\nheader_timeout = \"0s\"", "api.header_timeout"),
         ("[api]\nbody_timeout = \"1h\"", "api.body_timeout"),
         (

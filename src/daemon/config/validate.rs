@@ -167,6 +167,7 @@ impl V<'_> {
                 a.max_followers_per_task,
                 d.max_followers_per_task,
             )?,
+            max_queued: self.max_queued(a.max_queued, d.max_queued)?,
         };
         if api.max_followers_per_task > api.max_followers {
             return Err(self.err(
@@ -178,6 +179,17 @@ impl V<'_> {
             ));
         }
         Ok(api)
+    }
+
+    fn max_queued(&self, n: Option<i64>, default: usize) -> Result<usize, ConfigError> {
+        match n {
+            None => Ok(default),
+            Some(n) if (1..=MAX_API_QUEUED as i64).contains(&n) => Ok(n as usize),
+            Some(n) => Err(self.err(
+                "api.max_queued",
+                format!("{n} is out of range; accepted: 1 to {}", MAX_API_QUEUED),
+            )),
+        }
     }
 
     pub(super) fn duration(
