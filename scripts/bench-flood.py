@@ -4,7 +4,9 @@ artifacts' sizes against the policy's caps (issue 10). The raw engine doing the 
 `docker run` of the same flood with its output discarded: the row reports the bytes the gate
 printed there (what airlock had to bound) beside what airlock kept.
 
-Pass: peak RSS under 64 MiB, every artifact under its cap (log_bytes per log, the event cap).
+Pass: the task ends at its timeout, peak RSS under 64 MiB, every artifact under its cap
+(log_bytes per log, the event cap), and no container of the run (airlock's or the raw
+baseline's) is left on the engine afterwards.
 """
 import json
 import os
@@ -21,6 +23,15 @@ FLOOD = 'i=0; while :; do echo "f$i.py:$i:1: E302 expected 2 blank lines $i"; i=
 RSS_LIMIT_KB = 64 * 1024
 LOG_CAP = 1 << 20          # policies/L2.toml log_bytes
 EVENT_CAP = 5000           # policies/L2.toml [output] events
+
+
+def containers(*filters):
+    """Names of every container (running or not) matching all `filters` (docker ps -a)."""
+    args = ["docker", "ps", "-a", "--format", "{{.Names}}"]
+    for f in filters:
+        args += ["--filter", f]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return sorted(n for n in out.split() if n)
 
 
 def make_repo(path):
@@ -85,10 +96,14 @@ def airlock_run(tmp):
 
 
 def main():
+    raw_name = "name=airlock-bench-flood-%d" % os.getpid()
     with tempfile.TemporaryDirectory() as tmp:
         raw = raw_bytes()
         peak, summary, art = airlock_run(tmp)
-    # (re-read sizes before the temp dir goes)
+        task = summary.get("task_id", "?")
+        left = containers(raw_name) + containers("label=airlock.task=" + task)
+        # (other runs on a shared engine have airlock containers too: only this run's count)
+        # sizes are read before the temp dir goes
         sizes = {}
         for dirpath, _, files in os.walk(art):
             for name in files:
@@ -100,7 +115,7 @@ def main():
     print(f"airlock: state {summary.get('state')} ({summary.get('reason')}), peak RSS {peak / 1024:.1f} MiB (limit 64 MiB)")
     total = sum(sizes.values())
     print(f"artifacts: {total / 1e6:.2f} MB in all, kept/printed ratio {total / max(raw, 1):.4f}")
-    ok = peak < RSS_LIMIT_KB
+    ok = peak < RSS_LIMIT_KB and summary.get("reason") == "timeout"
     for name, size in sorted(sizes.items()):
         cap = LOG_CAP + 4096 if name.startswith("logs/") else None
         flag = "" if cap is None or size <= cap else "  OVER CAP"
@@ -108,6 +123,8 @@ def main():
         print(f"  {name:28} {size:>10} bytes" + (f"  (cap {cap})" if cap else "") + flag)
     print(f"  events: {events} (cap {EVENT_CAP} + final)")
     ok &= events <= EVENT_CAP + 10
+    print(f"containers left on the engine: {len(left)}" + (f" {left}  LEFT BEHIND" if left else ""))
+    ok &= not left
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
