@@ -145,7 +145,7 @@ impl Rig {
     /// A task at L2 running the CLI's preset under `runtime`, gate: the file holds the edit.
     fn spec(&self, runtime: &str) -> std::path::PathBuf {
         let text = format!(
-            "title = \"real {preset} {id}\"\nlevel = \"L2\"\n[repo]\nurl = {repo}\nbase = \"main\"\n[issue]\ntext = \"Write the line 'edited-by-the-real-cli' into the file {FILE}.\"\n[agent]\nimage = \"{IMAGE}\"\npreset = \"{preset}\"\nmodel = \"test-model\"\nmodels = [\"{provider}\"]\nruntime = \"{runtime}\"\n[gate]\ncommands = [[\"sh\", \"-c\", \"grep -qx edited-by-the-real-cli {FILE}\"]]\n[limits]\ntimeout = \"6m\"\nattempts = 1\n",
+            "title = \"real {preset} {id}\"\nlevel = \"L2\"\n[repo]\nurl = {repo}\nbase = \"main\"\n[issue]\ntext = \"Write the line 'edited-by-the-real-cli' into the file {FILE}.\"\n[agent]\nimage = \"{IMAGE}\"\npreset = \"{preset}\"\nmodel = \"test-model\"\nmodels = [\"{provider}\"]\nruntime = \"{runtime}\"\n[gate]\ncommands = [[\"sh\", \"-c\", \"grep -qx edited-by-the-real-cli {FILE}\"]]\n[limits]\ntimeout = \"3m\"\nattempts = 1\n",
             preset = self.cli.preset(),
             id = unique("t"),
             repo = toml_str(&self.w.repo.display().to_string()),
@@ -155,11 +155,46 @@ impl Rig {
     }
 }
 
+/// Codex 0.171 under this machine's runsc (Debian's 2022-12-19 gVisor) sometimes never finishes
+/// its turn after a command it ran: the command's `bash` exits and stays a zombie that Codex
+/// never reaps, no next request reaches the model server, and the task ends at its timeout.
+/// Seen only under runsc and only on a loaded machine (3 runs in 13 at load average 12-16 on
+/// 2 cores; never under runc, never with Claude Code). That is the CLI's hang under gVisor, not
+/// airlock's: the task still ended at its timeout with nothing left behind (checked here), and
+/// the run is made once more with a fresh rig. A second hang fails the test.
+fn codex_gvisor_hang(cli: Cli, runtime: &str, r: &Rig, ran: &common::Ran) -> bool {
+    let hang = matches!(cli, Cli::Codex)
+        && runtime == "runsc"
+        && ran.state_reason() == ("needs_human".into(), "timeout".into())
+        && r.server.requests().len() == 1;
+    if hang {
+        r.w.assert_clean(&ran.task_id());
+        eprintln!(
+            "Codex under runsc hung after its first request (known gVisor hang, see \
+             codex_gvisor_hang); trying once more. Its log:\n{}",
+            r.w.artifact(ran, "logs/agent-1.log")
+                .chars()
+                .take(4000)
+                .collect::<String>()
+        );
+    }
+    hang
+}
+
 fn real_cli_edits_and_the_gate_judges(cli: Cli, runtime: &str) {
     let _one = serial();
-    let r = rig(cli, "requests = 50");
-    let watch = InspectWatch::start();
-    let ran = r.w.run(&r.spec(runtime));
+    let mut tries = 0;
+    let (r, watch, ran) = loop {
+        let r = rig(cli, "requests = 50");
+        let watch = InspectWatch::start();
+        let ran = r.w.run(&r.spec(runtime));
+        tries += 1;
+        if tries == 1 && codex_gvisor_hang(cli, runtime, &r, &ran) {
+            let _ = watch.finish(&ran.task_id());
+            continue;
+        }
+        break (r, watch, ran);
+    };
     let task = ran.task_id();
     let inspects = watch.finish(&task);
     let log =
@@ -321,8 +356,16 @@ fn claude_code_off_the_allowlist_gets_403_under_runsc() {
 /// `model_budget_exhausted`, nothing past the budget upstream.
 fn a_budget_overrun_stops_the_cli(cli: Cli, runtime: &str) {
     let _one = serial();
-    let r = rig(cli, "requests = 1");
-    let ran = r.w.run(&r.spec(runtime));
+    let mut tries = 0;
+    let (r, ran) = loop {
+        let r = rig(cli, "requests = 1");
+        let ran = r.w.run(&r.spec(runtime));
+        tries += 1;
+        if tries == 1 && codex_gvisor_hang(cli, runtime, &r, &ran) {
+            continue;
+        }
+        break (r, ran);
+    };
     assert_eq!(
         ran.state_reason(),
         ("needs_human".into(), "model_budget_exhausted".into()),
