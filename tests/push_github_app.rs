@@ -11,23 +11,27 @@
 mod common;
 mod support;
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use support::fake_github::{AppKeys, FakeGithub, Setup};
+use support::git_server::{GitServer, Grants};
 use support::leaks::{assert_text_clean, assert_tree_clean};
 use support::world::{PushWorld, GATE};
 
 const APP_ID: u64 = 424242;
 const INSTALLATION: u64 = 987;
 
-fn fake(w: &PushWorld, keys: &AppKeys) -> FakeGithub {
+/// The fake GitHub of the App `keys` belong to; the tokens it mints go into `grants` (the git
+/// server's, so that they push).
+fn fake(grants: &Grants, keys: &AppKeys) -> FakeGithub {
     FakeGithub::start(Setup {
         app_id: APP_ID,
         installation_id: INSTALLATION,
         owner: "acme".into(),
         repo: "tasks".into(),
         public_der: keys.public_der.clone(),
-        grants: w.git.grants.clone(),
+        grants: grants.clone(),
     })
 }
 
@@ -39,11 +43,95 @@ fn app_toml(api: &str, key: &std::path::Path) -> String {
     )
 }
 
+/// `push::flow::run` without `airlock run`: a source repo served as `tasks.git`, a clone of it
+/// with one commit on top, the App's fake GitHub, and a remote for `/src` pushing there with
+/// the App's tokens (`pr_extra` appended to its `[remote.pr]`).
+struct Flow {
+    remote: airlock::push::Remote,
+    gh: FakeGithub,
+    git: GitServer,
+    /// The commit to push, and the clone's git dir holding it.
+    commit: String,
+    git_dir: PathBuf,
+    /// The job's `push.json` and `pr.json`.
+    record: PathBuf,
+    pr_file: PathBuf,
+    /// Holds all of it; removed last.
+    _tmp: tempfile::TempDir,
+}
+
+impl Flow {
+    fn new(pr_extra: &str) -> Flow {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = common::make_repo(tmp.path(), &[("README.md", "hello\n")]);
+        let git = GitServer::start(&tmp.path().join("srv"));
+        git.add_repo("tasks.git", &src);
+        let clone = tmp.path().join("clone");
+        common::sh(tmp.path(), &format!("git clone -q {} clone", src.display()));
+        let commit = common::sh(&clone, "echo c > c.txt && git add -A && git -c user.name=a -c user.email=a@a commit -qm c && git rev-parse HEAD");
+        let keys = AppKeys::generate(tmp.path(), "app");
+        let gh = fake(&git.grants, &keys);
+        let text = format!(
+            "[[remote]]\nrepo = \"/src\"\npush_url = {:?}\n{}{pr_extra}",
+            git.url("tasks.git"),
+            app_toml(&gh.url(), &keys.pem)
+        );
+        let remote = airlock::push::parse(&text, None).unwrap().remotes.remove(0);
+        Flow {
+            remote,
+            gh,
+            git,
+            commit: commit.trim().to_string(),
+            git_dir: clone.join(".git"),
+            record: tmp.path().join("push.json"),
+            pr_file: tmp.path().join("pr.json"),
+            _tmp: tmp,
+        }
+    }
+
+    /// A job pushing the commit to `branch`.
+    fn job<'a>(
+        &'a self,
+        task_id: &'a str,
+        title: &'a str,
+        branch: &'a str,
+        evidence: &'a str,
+    ) -> airlock::push::Job<'a> {
+        airlock::push::Job {
+            task_id,
+            title,
+            repo: "/src",
+            base: "main",
+            branch,
+            commit: &self.commit,
+            git_dir: &self.git_dir,
+            evidence,
+            issue: None,
+            record: &self.record,
+            pr_file: &self.pr_file,
+            after: None,
+            cancelled: None,
+        }
+    }
+
+    /// One run of the flow, with nothing held from an earlier one.
+    fn push(&self, job: &airlock::push::Job) -> airlock::push::Report {
+        let mut held = airlock::secrets::Held::default();
+        airlock::push::flow::run(
+            &self.remote,
+            job,
+            &mut held,
+            SystemTime::now(),
+            &mut |_, _| {},
+        )
+    }
+}
+
 #[test]
 fn github_app_mint_push_draft_pr_labels_and_revoke() {
     let w = PushWorld::new();
     let keys = AppKeys::generate(&w.fixtures, "app");
-    let gh = fake(&w, &keys);
+    let gh = fake(&w.git.grants, &keys);
     w.push_toml(&app_toml(&gh.url(), &keys.pem), "");
     let spec = w
         .world
@@ -150,7 +238,7 @@ fn a_jwt_signed_with_another_key_is_refused_and_reported() {
     let w = PushWorld::new();
     let keys = AppKeys::generate(&w.fixtures, "app");
     let other = AppKeys::generate(&w.fixtures, "not-the-app");
-    let gh = fake(&w, &keys);
+    let gh = fake(&w.git.grants, &keys);
     w.push_toml(&app_toml(&gh.url(), &other.pem), "");
     let ran = w.run(
         &w.world.spec("L3", &["sh", "-c", "echo f > f.txt"], GATE),
@@ -184,15 +272,8 @@ fn the_app_flow_without_an_engine() {
     // The provider alone, as a library call: the request GitHub documents, and revoke.
     let tmp = tempfile::tempdir().unwrap();
     let keys = AppKeys::generate(tmp.path(), "app");
-    let grants = support::git_server::Grants::default();
-    let gh = FakeGithub::start(Setup {
-        app_id: APP_ID,
-        installation_id: INSTALLATION,
-        owner: "acme".into(),
-        repo: "tasks".into(),
-        public_der: keys.public_der.clone(),
-        grants: grants.clone(),
-    });
+    let grants = Grants::default();
+    let gh = fake(&grants, &keys);
     let app = airlock::push::config::GithubApp {
         app_id: APP_ID.to_string(),
         installation_id: INSTALLATION,
@@ -221,50 +302,12 @@ fn the_app_flow_without_an_engine() {
 
 #[test]
 fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = common::make_repo(tmp.path(), &[("README.md", "hello\n")]);
-    let git = support::git_server::GitServer::start(&tmp.path().join("srv"));
-    git.add_repo("tasks.git", &src);
-    let clone = tmp.path().join("clone");
-    common::sh(tmp.path(), &format!("git clone -q {} clone", src.display()));
-    let commit = common::sh(&clone, "echo c > c.txt && git add -A && git -c user.name=a -c user.email=a@a commit -qm c && git rev-parse HEAD");
-    let keys = AppKeys::generate(tmp.path(), "app");
-    let gh = FakeGithub::start(Setup {
-        app_id: APP_ID,
-        installation_id: INSTALLATION,
-        owner: "acme".into(),
-        repo: "tasks".into(),
-        public_der: keys.public_der.clone(),
-        grants: git.grants.clone(),
-    });
-    let text = format!(
-        "[[remote]]\nrepo = \"/src\"\npush_url = {:?}\n{}",
-        git.url("tasks.git"),
-        app_toml(&gh.url(), &keys.pem)
-    );
-    let remote = airlock::push::parse(&text, None).unwrap().remotes.remove(0);
-    let (record, pr_file) = (tmp.path().join("push.json"), tmp.path().join("pr.json"));
-    let git_dir = clone.join(".git");
-    let job = airlock::push::Job {
-        task_id: "t9",
-        title: "C",
-        repo: "/src",
-        base: "main",
-        branch: "agent/t9-c",
-        commit: commit.trim(),
-        git_dir: &git_dir,
-        evidence: "# C\n",
-        issue: None,
-        record: &record,
-        pr_file: &pr_file,
-        after: None,
-        cancelled: None,
-    };
+    let f = Flow::new("");
+    let job = f.job("t9", "C", "agent/t9-c", "# C\n");
+    let (git, gh) = (&f.git, &f.gh);
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let mut held = airlock::secrets::Held::default();
-        let r =
-            airlock::push::flow::run(&remote, &job, &mut held, SystemTime::now(), &mut |_, _| {});
+        let r = f.push(&job);
         assert!(r.error.is_none(), "{:?}", r.error);
         runs.push(r);
     }
@@ -287,53 +330,16 @@ fn a_rerun_after_a_crash_neither_pushes_nor_proposes_twice() {
 /// the request's shape and records its body.
 #[test]
 fn a_fork_push_opens_the_pr_with_the_fork_owner_in_its_head() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = common::make_repo(tmp.path(), &[("README.md", "hello\n")]);
-    let git = support::git_server::GitServer::start(&tmp.path().join("srv"));
-    // The fork, as the runner's token sees it.
-    git.add_repo("tasks.git", &src);
-    let clone = tmp.path().join("clone");
-    common::sh(tmp.path(), &format!("git clone -q {} clone", src.display()));
-    let commit = common::sh(&clone, "echo c > c.txt && git add -A && git -c user.name=a -c user.email=a@a commit -qm c && git rev-parse HEAD");
-    let keys = AppKeys::generate(tmp.path(), "app");
-    let gh = FakeGithub::start(Setup {
-        app_id: APP_ID,
-        installation_id: INSTALLATION,
-        owner: "acme".into(),
-        repo: "tasks".into(),
-        public_der: keys.public_der.clone(),
-        grants: git.grants.clone(),
-    });
-    let text = format!(
-        "[[remote]]\nrepo = \"/src\"\npush_url = {:?}\n{}head_owner = \"airlock-bot\"\n",
-        git.url("tasks.git"),
-        app_toml(&gh.url(), &keys.pem)
-    );
-    let remote = airlock::push::parse(&text, None).unwrap().remotes.remove(0);
-    let (record, pr_file) = (tmp.path().join("push.json"), tmp.path().join("pr.json"));
-    let git_dir = clone.join(".git");
-    let job = airlock::push::Job {
-        task_id: "t7",
-        title: "Fork",
-        repo: "/src",
-        base: "main",
-        branch: "agent/t7-fork",
-        commit: commit.trim(),
-        git_dir: &git_dir,
-        evidence: "# Fork\n",
-        issue: None,
-        record: &record,
-        pr_file: &pr_file,
-        after: None,
-        cancelled: None,
-    };
-    let mut held = airlock::secrets::Held::default();
-    let r = airlock::push::flow::run(&remote, &job, &mut held, SystemTime::now(), &mut |_, _| {});
+    // `tasks.git` is the fork, as the runner's token sees it.
+    let f = Flow::new("head_owner = \"airlock-bot\"\n");
+    let job = f.job("t7", "Fork", "agent/t7-fork", "# Fork\n");
+    let (git, gh) = (&f.git, &f.gh);
+    let r = f.push(&job);
     assert!(r.error.is_none(), "{:?}", r.error);
     assert_eq!(
         git.ref_of("tasks.git", "refs/heads/agent/t7-fork")
             .as_deref(),
-        Some(commit.trim()),
+        Some(f.commit.as_str()),
         "the branch is on the fork"
     );
     let rec = gh.record.lock().unwrap();
