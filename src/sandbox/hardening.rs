@@ -292,10 +292,11 @@ fn bind(m: &MountPlan) -> Mount {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn plan() -> ContainerPlan {
+    /// A plan with every setting a spec states (the libpod spec's test uses it too).
+    pub(in crate::sandbox) fn plan() -> ContainerPlan {
         ContainerPlan {
             name: "airlock-t-agent1".into(),
             image: "img".into(),

@@ -125,35 +125,10 @@ pub async fn create(endpoint: &str, plan: &ContainerPlan) -> Result<String, Sand
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{MountPlan, SandboxLimits};
 
     #[test]
     fn the_libpod_spec_states_every_setting_the_compatible_api_would_drop() {
-        let plan = ContainerPlan {
-            name: "airlock-t-agent1".into(),
-            image: "img".into(),
-            argv: vec!["true".into()],
-            env: vec![("MODE".into(), "good".into())],
-            task_id: "t".into(),
-            session: "s".into(),
-            role: "agent".into(),
-            runtime: "runc".into(),
-            mounts: vec![MountPlan {
-                source: "/w".into(),
-                target: "/workspace".into(),
-                read_only: true,
-            }],
-            limits: SandboxLimits {
-                cpus: 1.5,
-                memory: 256 << 20,
-                pids: 64,
-                tmpfs: 1 << 20,
-                tmpfs_inodes: 100,
-            },
-            workdir: "/workspace".into(),
-            lock: None,
-            scratch: "/s".into(),
-        };
+        let plan = crate::sandbox::hardening::tests::plan();
         let s = spec(&plan);
         assert_eq!(s["cgroupns"]["nsmode"], "private");
         assert_eq!(s["ipcns"]["nsmode"], "private");
