@@ -21,14 +21,13 @@ mod common;
 mod support;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use common::api::ApiDaemon;
 use support::fake_ci::{FakeCi, Script};
 use support::git_server::Grant;
 use support::leaks::{assert_text_clean, assert_tree_clean};
@@ -48,11 +47,7 @@ const AGENT: &str = "if [ -f /airlock/feedback.json ]; then \
 #[test]
 fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
     let w = PushWorld::new();
-    let base = w
-        .git
-        .git("tasks.git", &["rev-parse", "main"])
-        .trim()
-        .to_string();
+    let base = base_commit(&w);
     // The first commit that is not the base fails CI; every later one passes.
     let first: Arc<Mutex<Option<String>>> = Arc::default();
     let (f, b) = (first.clone(), base.clone());
@@ -70,23 +65,16 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
             Some(_) => Script::Passes,
         }
     });
-    let (token, provider) = token_provider(&w);
     // Anything but a fast-forward is refused by the server itself.
     w.git.git(
         "tasks.git",
         &["config", "receive.denyNonFastForwards", "true"],
     );
-    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let (token, provider) = token_provider(&w);
+    let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
     let s = &t["summary"];
-    assert_eq!(
-        (t["state"].as_str(), t["reason"].as_str()),
-        (Some("green"), Some("gate_passed")),
-        "{t}\n{}",
-        d.stderr()
-    );
+    assert_ended(&d, &t, "green", "gate_passed");
     assert_eq!(s["pushed"], true, "{s}");
 
     // Two rounds of CI: the first failed with the parsed pytest failure, the second green.
@@ -182,8 +170,7 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
     assert!(kinds.iter().rposition(|k| k == "finished").unwrap() > last_ci);
 
     // Notify got the terminal state with its CI rounds and links.
-    let n: Value =
-        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    let n = notified(&d, &id);
     assert_eq!(n["state"], "green");
     assert_eq!(
         n["ci"][0]["jobs"][0]["url"],
@@ -196,7 +183,7 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
     let checked =
         assert_tree_clean(&w.world.artifacts, &token) + assert_tree_clean(&w.world.state, &token);
     assert!(checked > 10, "only {checked} files checked");
-    assert_text_clean(&d.stderr(), &token, "daemon log");
+    assert_text_clean(&d.log(), &token, "daemon log");
 }
 
 #[test]
@@ -204,9 +191,7 @@ fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
     let w = PushWorld::new();
     let ci = FakeCi::start(|_| Script::NeverFinishes);
     let (token, provider) = token_provider(&w);
-    w.push_toml(&provider.toml(), &ci_toml(&ci, "4s"));
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let (d, id) = submit(&w, &provider, &ci, "4s");
     let until = Instant::now() + Duration::from_secs(180);
     let mut phases = HashSet::new();
     let t = loop {
@@ -221,12 +206,7 @@ fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(phases.contains("waiting_ci"), "{phases:?}");
-    assert_eq!(
-        (t["state"].as_str(), t["reason"].as_str()),
-        (Some("needs_human"), Some("ci_timeout")),
-        "{t}\n{}",
-        d.stderr()
-    );
+    assert_ended(&d, &t, "needs_human", "ci_timeout");
     let s = &t["summary"];
     assert_eq!(s["pushed"], true);
     let round = &s["ci"][0];
@@ -239,8 +219,7 @@ fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
         "{msg}"
     );
     assert!(ci.api_log.lock().unwrap().len() >= 10, "it polled");
-    let n: Value =
-        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    let n = notified(&d, &id);
     assert_eq!(n["reason"], "ci_timeout");
     let checked =
         assert_tree_clean(&w.world.artifacts, &token) + assert_tree_clean(&w.world.state, &token);
@@ -251,11 +230,7 @@ fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
 #[test]
 fn ci_failing_the_same_way_after_the_retry_stops_no_progress() {
     let w = PushWorld::new();
-    let base = w
-        .git
-        .git("tasks.git", &["rev-parse", "main"])
-        .trim()
-        .to_string();
+    let base = base_commit(&w);
     let ci = FakeCi::start(move |sha| {
         if sha == base {
             Script::Passes
@@ -264,16 +239,9 @@ fn ci_failing_the_same_way_after_the_retry_stops_no_progress() {
         }
     });
     let (token, provider) = token_provider(&w);
-    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
-    assert_eq!(
-        (t["state"].as_str(), t["reason"].as_str()),
-        (Some("needs_human"), Some("no_progress")),
-        "{t}\n{}",
-        d.stderr()
-    );
+    assert_ended(&d, &t, "needs_human", "no_progress");
     let s = &t["summary"];
     let rounds = s["ci"].as_array().unwrap();
     assert_eq!(rounds.len(), 2, "{s}");
@@ -291,8 +259,7 @@ fn ci_failing_the_same_way_after_the_retry_stops_no_progress() {
         msg.contains("https://github.com/github/hello-world/runs/4"),
         "{msg}"
     );
-    let n: Value =
-        serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap();
+    let n = notified(&d, &id);
     assert_eq!(n["reason"], "no_progress");
     assert_tree_clean(&w.world.artifacts, &token);
 }
@@ -303,16 +270,9 @@ fn a_ci_failure_the_base_commit_has_too_is_preexisting_and_green_under_report() 
     // Every commit fails the same test, the base included.
     let ci = FakeCi::start(|_| Script::Fails);
     let (_token, provider) = token_provider(&w);
-    w.push_toml(&provider.toml(), &ci_toml(&ci, "30s"));
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
-    assert_eq!(
-        (t["state"].as_str(), t["reason"].as_str()),
-        (Some("green"), Some("gate_passed_preexisting")),
-        "{t}\n{}",
-        d.stderr()
-    );
+    assert_ended(&d, &t, "green", "gate_passed_preexisting");
     let round = &t["summary"]["ci"][0];
     assert_eq!(round["base"], "failed", "{round}");
     assert_eq!(round["failures"][0]["origin"], "preexisting", "{round}");
@@ -327,16 +287,14 @@ fn a_cancel_while_waiting_for_ci_ends_the_task_at_once() {
     let w = PushWorld::new();
     let ci = FakeCi::start(|_| Script::NeverFinishes);
     let (_token, provider) = token_provider(&w);
-    w.push_toml(&provider.toml(), &ci_toml(&ci, "10m"));
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let (d, id) = submit(&w, &provider, &ci, "10m");
     let until = Instant::now() + Duration::from_secs(180);
     while d.task(&id)["phase"] != "waiting_ci" {
         assert!(Instant::now() < until, "never waiting_ci: {}", d.task(&id));
         std::thread::sleep(Duration::from_millis(100));
     }
     let asked = Instant::now();
-    let (code, body) = d.json("POST", &format!("/v1/tasks/{id}/cancel"), "");
+    let (code, body) = d.post(&format!("/v1/tasks/{id}/cancel"), "");
     assert_eq!(code, 202, "{body}");
     let t = d.wait_final(&id, 30);
     assert!(
@@ -428,6 +386,38 @@ fn ci_toml(ci: &FakeCi, wait: &str) -> String {
     )
 }
 
+/// The push config (the test's token provider, CI read from `ci`, waiting `wait`), a daemon,
+/// and the task submitted to it: the daemon and the task's id.
+fn submit(w: &PushWorld, provider: &Provider, ci: &FakeCi, wait: &str) -> (ApiDaemon, String) {
+    w.push_toml(&provider.toml(), &ci_toml(ci, wait));
+    let d = start_daemon(w);
+    let id = d.submit_toml(&spec_text(w));
+    (d, id)
+}
+
+/// The task ended `state` for `reason`.
+fn assert_ended(d: &ApiDaemon, t: &Value, state: &str, reason: &str) {
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some(state), Some(reason)),
+        "{t}\n{}",
+        d.log()
+    );
+}
+
+/// The summary the notify command got for the task.
+fn notified(d: &ApiDaemon, id: &str) -> Value {
+    serde_json::from_str(&wait_for_file(&d.dir.join(format!("notify-{id}.json")))).unwrap()
+}
+
+/// The commit `main` of `tasks.git` is at: the task's base.
+fn base_commit(w: &PushWorld) -> String {
+    w.git
+        .git("tasks.git", &["rev-parse", "main"])
+        .trim()
+        .to_string()
+}
+
 fn spec_text(w: &PushWorld) -> String {
     std::fs::read_to_string(w.world.spec("L3", &["sh", "-c", AGENT], GATE)).unwrap()
 }
@@ -467,169 +457,23 @@ fn wait_for_file(p: &Path) -> String {
     }
 }
 
-/// The daemon as a process on a unix socket, over the world's policies (push.toml included).
-struct Daemon {
-    dir: PathBuf,
-    socket: PathBuf,
-    artifacts: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    fn start(w: &PushWorld) -> Daemon {
-        let world = &w.world;
-        let dir = world.tmp.path().join("daemon");
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("run").join("airlock.sock");
-        let config = dir.join("airlock.toml");
-        let notify = format!(
-            "[notify]\ncommand = [\"/bin/sh\", \"-c\", \"cat > {}/notify-$AIRLOCK_TASK_ID.json\"]\ntimeout = \"5s\"\n",
-            dir.display()
-        );
-        std::fs::write(
-            &config,
-            format!(
-                "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nconcurrency = 1\nauthor_trusted = true\n{notify}\n[recovery]\nsweep = \"owned\"\n",
-                socket.display().to_string(),
-                world.state.display().to_string(),
-                world.artifacts.display().to_string(),
-                world.policies.display().to_string(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .env("AIRLOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            dir,
-            socket,
-            artifacts: world.artifacts.clone(),
-            child,
-        };
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = d.child.try_wait().unwrap() {
-                panic!("the daemon exited at start ({status}):\n{}", d.stderr());
-            }
-            if d.socket.exists() && d.request("GET", "/v1/health", "").0 == 200 {
-                return d;
-            }
-            assert!(
-                Instant::now() < until,
-                "the daemon did not become ready:\n{}",
-                d.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
-        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.socket) else {
-            return (0, vec![]);
-        };
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return (0, vec![]);
-        };
-        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let rest = raw[split + 4..].to_vec();
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(&rest)
-        } else {
-            rest
-        };
-        (code, body)
-    }
-
-    fn json(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let (code, bytes) = self.request(method, path, body);
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    fn submit(&self, spec: &str) -> String {
-        let (code, body) = self.json("POST", "/v1/tasks?name=task.toml", spec);
-        assert_eq!(code, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    fn task(&self, id: &str) -> Value {
-        let (code, body) = self.json("GET", &format!("/v1/tasks/{id}"), "");
-        assert_eq!(code, 200, "{body}");
-        body
-    }
-
-    fn wait_final(&self, id: &str, secs: u64) -> Value {
-        let until = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let t = self.task(id);
-            if !["queued", "running"].contains(&t["state"].as_str().unwrap_or("")) {
-                return t;
-            }
-            assert!(
-                Instant::now() < until,
-                "{id} never ended: {t}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn events(&self, id: &str) -> Vec<Value> {
-        let (_, bytes) = self.request("GET", &format!("/v1/tasks/{id}/events"), "");
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn artifact(&self, id: &str, rel: &str) -> String {
-        let p = self.artifacts.join(id).join(rel);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 || data.len() < nl + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&data[nl + 2..nl + 2 + size]);
-        data = &data[nl + 2 + size..];
-        if data.starts_with(b"\r\n") {
-            data = &data[2..];
-        }
-    }
-    out
+/// The daemon as a process on a unix socket, over the world's policies (push.toml included),
+/// one task at a time, notify writing `<daemon dir>/notify-<id>.json`, logging at debug.
+fn start_daemon(w: &PushWorld) -> ApiDaemon {
+    let mut d = ApiDaemon::new(&w.world);
+    d.log_level = "debug";
+    let notify = format!(
+        "[notify]\ncommand = [\"/bin/sh\", \"-c\", \"cat > {}/notify-$AIRLOCK_TASK_ID.json\"]\ntimeout = \"5s\"\n",
+        d.dir.display()
+    );
+    std::fs::write(
+        &d.config,
+        format!(
+            "{}concurrency = 1\nauthor_trusted = true\n{notify}\n[recovery]\nsweep = \"owned\"\n",
+            d.dirs_toml(&w.world)
+        ),
+    )
+    .unwrap();
+    d.spawn();
+    d
 }

@@ -16,8 +16,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,16 +25,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use common::{managed_containers, World};
-
-const FINAL: [&str; 6] = [
-    "green",
-    "needs_human",
-    "blocked",
-    "refused",
-    "cancelled",
-    "error",
-];
+use common::api::{exchange, kind_row, ApiDaemon};
+use common::{free_port, managed_containers, World};
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -49,7 +41,7 @@ fn twenty_tasks_at_concurrency_two_all_end_and_never_exceed_two_containers() {
     let ends: Vec<Value> = ids.iter().map(|id| d.wait_final(id, 120)).collect();
     let (max, samples) = sampler.stop();
     for (id, t) in ids.iter().zip(&ends) {
-        assert_eq!(t["state"], "green", "{id}: {t}\n{}", d.stderr());
+        assert_eq!(t["state"], "green", "{id}: {t}\n{}", d.log());
     }
     assert!(samples >= 20, "only {samples} samples");
     assert!(max <= 2, "{max} containers of the session existed at once");
@@ -113,7 +105,7 @@ fn sigkill_mid_task_then_restart_leaves_no_orphan_and_loses_nothing() {
         assert_no_work_dir(&d, id);
     }
     for id in &queued {
-        assert_eq!(d.wait_final(id, 60)["state"], "green", "{}", d.stderr());
+        assert_eq!(d.wait_final(id, 60)["state"], "green", "{}", d.log());
     }
     let (_, list) = d.get("/v1/tasks");
     assert_eq!(list["tasks"].as_array().unwrap().len(), 4, "{list}");
@@ -190,10 +182,13 @@ fn cancel_stops_a_running_task_within_the_grace_and_a_queued_one_at_once() {
         Some(1),
         "cancelling a finished task"
     );
-    let bundle = d.world.tmp.path().join("bundle.tar.gz");
+    let bundle = d.world().tmp.path().join("bundle.tar.gz");
     let out = d.cli(&["artifacts", &running, "-o", bundle.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let listing = common::sh(d.world.tmp.path(), &format!("tar tzf {}", bundle.display()));
+    let listing = common::sh(
+        d.world().tmp.path(),
+        &format!("tar tzf {}", bundle.display()),
+    );
     assert!(listing.contains("summary.json"), "{listing}");
     for id in [&running, &queued] {
         let notified = wait_for_file(&d.dir.join(format!("notify-{id}.json")));
@@ -219,7 +214,7 @@ fn sigterm_cancels_running_tasks_removes_containers_and_keeps_the_queue() {
     let session = d.session();
     d.signal(Signal::SIGTERM);
     let status = d.wait_exit(15);
-    assert!(status.success(), "{status:?}\n{}", d.stderr());
+    assert!(status.success(), "{status:?}\n{}", d.log());
     assert_eq!(d.session_containers(&session), Vec::<String>::new());
     assert!(!d.socket.exists(), "the socket is removed at exit");
     d.spawn();
@@ -243,7 +238,7 @@ fn sigterm_drain_lets_running_tasks_finish_and_refuses_new_ones() {
     let (code, body) = d.post("/v1/tasks", &d.spec_text(&["true"]));
     assert_eq!(code, 503, "{body}");
     let status = d.wait_exit(20);
-    assert!(status.success(), "{status:?}\n{}", d.stderr());
+    assert!(status.success(), "{status:?}\n{}", d.log());
     d.spawn();
     assert_eq!(d.task(&id)["state"], "green");
     let (_, list) = d.get("/v1/tasks");
@@ -288,11 +283,11 @@ fn tcp_needs_the_right_bearer_token() {
         Some(token),
     );
     let tcp = |method: &str, path: &str, auth: Option<&str>, body: &str| {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let headers: Vec<(&str, String)> = auth
             .map(|a| vec![("Authorization", a.to_string())])
             .unwrap_or_default();
-        http(&mut s, method, path, &headers, body.as_bytes()).0
+        exchange(s, method, path, &headers, body.as_bytes()).0
     };
     assert_eq!(tcp("GET", "/v1/health", None, ""), 401);
     assert_eq!(
@@ -349,7 +344,7 @@ fn malformed_submissions_are_400_naming_the_field_and_nothing_is_stored() {
             "issue.file",
         ),
         (
-            good.replace(&d.world.repo.display().to_string(), "src.git"),
+            good.replace(&d.world().repo.display().to_string(), "src.git"),
             "repo.url",
         ),
         (
@@ -373,7 +368,7 @@ fn malformed_submissions_are_400_naming_the_field_and_nothing_is_stored() {
     assert_eq!(code, 400, "{body}");
     let (code, _) = d.post("/v1/tasks", &"x".repeat(2 << 20));
     assert_eq!(code, 413);
-    let bad = d.world.write_spec(&cases[0].0);
+    let bad = d.world().write_spec(&cases[0].0);
     let out = d.cli(&["submit", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
@@ -465,15 +460,7 @@ fn an_artifacts_dir_others_can_write_stops_the_daemon() {
 // The harness
 
 /// One daemon process with its own world (repo, policies), dirs and socket.
-struct Daemon {
-    world: World,
-    dir: PathBuf,
-    socket: PathBuf,
-    config: PathBuf,
-    child: Option<Child>,
-    sessions: Vec<String>,
-    starts: usize,
-}
+type Daemon = ApiDaemon;
 
 impl Daemon {
     fn start(concurrency: usize, extra: &str) -> Daemon {
@@ -488,137 +475,28 @@ impl Daemon {
 
     /// As [`Daemon::start_with`], in a world the test has prepared (policies edited, ...).
     fn start_in(world: World, concurrency: usize, extra: &str, token: Option<&str>) -> Daemon {
-        let dir = world.tmp.path().join("daemon");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut extra = extra.replace("NOTIFY_DIR", &dir.display().to_string());
+        let mut d = Daemon::owning(world);
+        let mut extra = extra.replace("NOTIFY_DIR", &d.dir.display().to_string());
         if let Some(t) = token {
-            let file = dir.join("token");
-            std::fs::write(&file, format!("{t}\n")).unwrap();
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let file = common::write_0600(&d.dir.join("token"), &format!("{t}\n"));
             extra = extra.replace("\"TOKEN\"", &format!("{:?}", file.display().to_string()));
         }
-        let socket = dir.join("run").join("airlock.sock");
-        let config = dir.join("airlock.toml");
         let text = format!(
-            "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nconcurrency = {concurrency}\n{extra}\n[recovery]\nsweep = \"owned\"\n",
-            socket.display().to_string(),
-            world.state.display().to_string(),
-            world.artifacts.display().to_string(),
-            world.policies.display().to_string(),
+            "{}concurrency = {concurrency}\n{extra}\n[recovery]\nsweep = \"owned\"\n",
+            d.dirs_toml(d.world())
         );
-        std::fs::write(&config, text).unwrap();
-        let mut d = Daemon {
-            world,
-            dir,
-            socket,
-            config,
-            child: None,
-            sessions: vec![],
-            starts: 0,
-        };
+        std::fs::write(&d.config, text).unwrap();
         d.spawn();
         d
     }
 
-    /// Start the process and wait until its API answers.
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log =
-            std::fs::File::create(self.dir.join(format!("daemon-{}.log", self.starts))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["daemon", "--config"])
-            .arg(&self.config)
-            .env("AIRLOCK_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited at start ({status}):\n{}", self.stderr());
-            }
-            if self.socket.exists() {
-                if let Ok((200, health)) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.get("/v1/health")
-                    }))
-                {
-                    self.sessions
-                        .push(health["session"].as_str().unwrap().to_string());
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < until,
-                "the daemon did not become ready:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn session(&self) -> String {
-        self.sessions.last().unwrap().clone()
-    }
-
-    fn stderr(&self) -> String {
-        let path = self.dir.join(format!("daemon-{}.log", self.starts));
-        std::fs::read_to_string(path).unwrap_or_default()
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        let (code, bytes) = http(&mut s, method, path, &[], body.as_bytes());
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.request("GET", path, "")
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.request("POST", path, body)
-    }
-
-    fn text(&self, path: &str) -> String {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        String::from_utf8_lossy(&http(&mut s, "GET", path, &[], b"").1).into_owned()
-    }
-
     fn spec_text(&self, argv: &[&str]) -> String {
-        std::fs::read_to_string(self.world.spec("L1", argv, "")).unwrap()
+        std::fs::read_to_string(self.world().spec("L1", argv, "")).unwrap()
     }
 
     /// Submit over the API; the id.
     fn submit(&self, argv: &[&str]) -> String {
-        let (code, body) = self.post("/v1/tasks?name=task.toml", &self.spec_text(argv));
-        assert_eq!(code, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    fn task(&self, id: &str) -> Value {
-        let (code, body) = self.get(&format!("/v1/tasks/{id}"));
-        assert_eq!(code, 200, "{body}");
-        body
-    }
-
-    fn wait_final(&self, id: &str, secs: u64) -> Value {
-        let until = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let t = self.task(id);
-            if FINAL.contains(&t["state"].as_str().unwrap_or("")) {
-                return t;
-            }
-            assert!(
-                Instant::now() < until,
-                "{id} never ended: {t}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.submit_toml(&self.spec_text(argv))
     }
 
     /// Wait until the task's agent container is running.
@@ -628,7 +506,7 @@ impl Daemon {
             assert!(
                 Instant::now() < until,
                 "{id} never got a container:\n{}",
-                self.stderr()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -638,42 +516,12 @@ impl Daemon {
         managed_containers(Some(&format!("airlock.session={session}")))
     }
 
-    fn events(&self, id: &str) -> Vec<Value> {
-        let text = self.text(&format!("/v1/tasks/{id}/events"));
-        text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn artifact(&self, id: &str, rel: &str) -> String {
-        let p = self.world.artifacts.join(id).join(rel);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-
     fn cli(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(args)
             .env("AIRLOCK_SOCKET", &self.socket)
             .output()
             .unwrap()
-    }
-
-    fn signal(&self, sig: Signal) {
-        let pid = self.child.as_ref().unwrap().id() as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
-    }
-
-    fn wait_exit(&mut self, secs: u64) -> ExitStatus {
-        let until = Instant::now() + Duration::from_secs(secs);
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
-            }
-            assert!(Instant::now() < until, "the daemon did not exit in {secs}s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// The port of the webhook in [`notify_hooks_into_dir`].
@@ -685,77 +533,6 @@ impl Daemon {
             .unwrap();
         url.split('/').next().unwrap().parse().unwrap()
     }
-}
-
-impl Drop for Daemon {
-    /// Kill the daemon, remove its sessions' containers and unmount what it left.
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for s in &self.sessions {
-            let ids = managed_containers(Some(&format!("airlock.session={s}")));
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-        for m in airlock::workspace::mounts_under(self.world.tmp.path()) {
-            let _ = airlock::workspace::unmount(&m);
-        }
-    }
-}
-
-/// A minimal HTTP/1.1 exchange (`Connection: close`), de-chunking the body.
-fn http<S: Read + Write>(
-    s: &mut S,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response: {raw:?}"));
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let rest = raw[split + 4..].to_vec();
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(&rest)
-    } else {
-        rest
-    };
-    (code, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[nl + 2..nl + 2 + size]);
-        data = &data[nl + 2 + size + 2..];
-    }
-    out
 }
 
 /// Containers running now (not merely created) with `label`.
@@ -817,7 +594,7 @@ fn assert_fifo(tasks: &[Value]) {
 }
 
 fn assert_no_work_dir(d: &Daemon, id: &str) {
-    let work = d.world.state.join("tasks").join(id);
+    let work = d.world().state.join("tasks").join(id);
     assert!(!work.exists(), "work dir {} remains", work.display());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
@@ -843,14 +620,6 @@ fn wait_for_file(p: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A webhook receiver on loopback: answers 200 and keeps each request's body.
@@ -926,8 +695,8 @@ fn the_plain_api_is_source_api_whatever_the_request_claims() {
     std::fs::write(&op, text.replace("api = \"L3\"", "api = \"L1\"")).unwrap();
     let d = Daemon::start_in(world, 2, "author_trusted = true", None);
     let gate = "[gate]\ncommands = [[\"true\"]]";
-    let l4 = std::fs::read_to_string(d.world.spec("L4", &["true"], gate)).unwrap();
-    let l1 = std::fs::read_to_string(d.world.spec("L1", &["true"], gate)).unwrap();
+    let l4 = std::fs::read_to_string(d.world().spec("L4", &["true"], gate)).unwrap();
+    let l1 = std::fs::read_to_string(d.world().spec("L1", &["true"], gate)).unwrap();
     let submit =
         |text: &str, query: &str| d.post(&format!("/v1/tasks?name=task.toml{query}"), text);
     for claim in ["schedule", "webhook:issue_label", "api", "telepathy"] {
@@ -942,7 +711,7 @@ fn the_plain_api_is_source_api_whatever_the_request_claims() {
     }
     let (_, list) = d.get("/v1/tasks");
     assert_eq!(list["tasks"].as_array().unwrap().len(), 0, "stored: {list}");
-    let spec = d.world.spec("L4", &["true"], gate);
+    let spec = d.world().spec("L4", &["true"], gate);
     let out = d.cli(&["submit", spec.to_str().unwrap(), "--source", "schedule"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
@@ -969,7 +738,7 @@ fn the_plain_api_is_source_api_whatever_the_request_claims() {
     assert_eq!(end(&untrusted).0, "green", "L1 is within untrusted_max");
     let cli_ok = d.cli(&[
         "submit",
-        d.world.spec("L1", &["true"], gate).to_str().unwrap(),
+        d.world().spec("L1", &["true"], gate).to_str().unwrap(),
     ]);
     assert_eq!(cli_ok.status.code(), Some(0), "{cli_ok:?}");
 }
@@ -982,14 +751,14 @@ fn api_tasks_cannot_clone_the_state_dir_or_host_paths_outside_local_dirs() {
     let d = Daemon::start(1, "");
     let first = d.submit(&["true"]);
     assert_eq!(d.wait_final(&first, 60)["state"], "green");
-    let mirror = std::fs::read_dir(d.world.state.join("cache/repos"))
+    let mirror = std::fs::read_dir(d.world().state.join("cache/repos"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "git"))
         .unwrap();
     let good = d.spec_text(&["true"]);
-    let repo = d.world.repo.display().to_string();
+    let repo = d.world().repo.display().to_string();
     let with_url = |url: &str| good.replace(&repo, url);
     let refused = |url: &str| {
         let (code, body) = d.post("/v1/tasks?name=task.toml", &with_url(url));
@@ -1011,7 +780,7 @@ fn api_tasks_cannot_clone_the_state_dir_or_host_paths_outside_local_dirs() {
             "{url}: {t}"
         );
     }
-    let dotted = format!("{}/../{}", d.world.tmp.path().display(), "x.git");
+    let dotted = format!("{}/../{}", d.world().tmp.path().display(), "x.git");
     let (code, body) = d.post("/v1/tasks?name=task.toml", &with_url(&dotted));
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["field"], "repo.url", "{body}");
@@ -1021,7 +790,7 @@ fn api_tasks_cannot_clone_the_state_dir_or_host_paths_outside_local_dirs() {
 fn kind_spec(d: &Daemon, kind: &str, argv: &[&str], tables: &str) -> String {
     format!(
         "title = \"stats {kind}\"\nlevel = \"L1\"\nkind = \"{kind}\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = {}\n{tables}\n",
-        common::toml_str(&d.world.repo.display().to_string()),
+        common::toml_str(&d.world().repo.display().to_string()),
         common::toml_argv(argv)
     )
 }
@@ -1060,19 +829,11 @@ fn stats_count_a_run_of_mixed_outcomes_per_kind() {
         );
         assert_eq!(code, 201, "{body}");
         let t = d.wait_final(body["id"].as_str().unwrap(), 120);
-        assert_eq!(t["state"], want, "{kind} {argv:?}: {t}\n{}", d.stderr());
+        assert_eq!(t["state"], want, "{kind} {argv:?}: {t}\n{}", d.log());
     }
     let (code, stats) = d.get("/v1/stats");
     assert_eq!(code, 200, "{stats}");
-    let kind = |k: &str| {
-        stats["kinds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["kind"] == k)
-            .unwrap_or_else(|| panic!("no {k} in {stats}"))
-            .clone()
-    };
+    let kind = |k: &str| kind_row(&stats, k);
     let docs = kind("docs");
     assert_eq!(
         (

@@ -12,26 +12,20 @@
 mod common;
 mod support;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use airlock::trigger::verify::sign_hex;
-use common::{toml_str, World};
+use common::api::{kind_row, ApiDaemon};
+use common::{free_port, toml_str, write_0600, World};
 
 const SECRET: &str = "hook-secret-0123456789abcdef";
-const FINAL: [&str; 6] = [
-    "green",
-    "needs_human",
-    "blocked",
-    "refused",
-    "cancelled",
-    "error",
-];
+/// How long a hook's task may take to end.
+const WAIT: u64 = 90;
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -69,7 +63,7 @@ fn a_signed_github_label_event_runs_at_the_template_level_exactly_once() {
             .contains("queued or running"),
         "{busy}"
     );
-    let t = d.wait_final(&id);
+    let t = d.wait_final(&id, WAIT);
     assert_eq!(
         (t["state"].as_str(), t["level"].as_str()),
         (Some("green"), Some("L2")),
@@ -117,7 +111,7 @@ fn a_wrong_or_missing_signature_is_401_and_stores_nothing() {
         d.github("issues", "x-2", &tampered, &sig(SECRET, &body)).0,
         401
     );
-    let (code, _) = d.post(
+    let (code, _) = d.post_with(
         "/v1/hooks/github",
         &[
             ("X-GitHub-Event", "issues".into()),
@@ -131,13 +125,13 @@ fn a_wrong_or_missing_signature_is_401_and_stores_nothing() {
         ("X-Gitlab-Token", "nope-nope-nope-nope".into()),
         ("X-Gitlab-Event-UUID", "u-1".into()),
     ];
-    assert_eq!(d.post("/v1/hooks/gitlab", &gl, "{}").0, 401);
+    assert_eq!(d.post_with("/v1/hooks/gitlab", &gl, "{}").0, 401);
     let ge = [
         ("X-Gitea-Event", "issues".to_string()),
         ("X-Gitea-Signature", sig_hex("x", "{}")),
         ("X-Gitea-Delivery", "g-1".into()),
     ];
-    assert_eq!(d.post("/v1/hooks/gitea", &ge, "{}").0, 401);
+    assert_eq!(d.post_with("/v1/hooks/gitea", &ge, "{}").0, 401);
     // A signed redelivery of x-1 is not a redelivery: 401 recorded nothing.
     let (code, r) = d.github("issues", "x-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}");
@@ -163,7 +157,7 @@ fn untrusted_authors_are_capped_and_comment_commands_follow_the_commenter() {
     let body = label.to_string();
     let (code, r) = d.github("issues", "u-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}\n{}", d.log());
-    let capped = d.wait_final(r["id"].as_str().unwrap());
+    let capped = d.wait_final(r["id"].as_str().unwrap(), WAIT);
     assert_eq!(
         (capped["state"].as_str(), capped["level"].as_str()),
         (Some("green"), Some("L1")),
@@ -188,13 +182,13 @@ fn untrusted_authors_are_capped_and_comment_commands_follow_the_commenter() {
         assert_eq!(code, 202, "{assoc}: {r}");
         ids.push(r["id"].as_str().unwrap().to_string());
     }
-    let collab = d.wait_final(&ids[0]);
+    let collab = d.wait_final(&ids[0], WAIT);
     assert_eq!(
         (collab["state"].as_str(), collab["level"].as_str()),
         (Some("green"), Some("L3")),
         "{collab}"
     );
-    let none = d.wait_final(&ids[1]);
+    let none = d.wait_final(&ids[1], WAIT);
     assert_eq!(
         (none["state"].as_str(), none["level"].as_str()),
         (Some("green"), Some("L1")),
@@ -220,7 +214,7 @@ fn gitea_forgejo_and_gitlab_events_each_run_a_task() {
         ("X-Gitea-Delivery", "g-1".into()),
         ("X-Gitea-Signature", sig_hex(SECRET, &body)),
     ];
-    let (code, r) = d.post("/v1/hooks/gitea", &h, &body);
+    let (code, r) = d.post_with("/v1/hooks/gitea", &h, &body);
     assert_eq!(code, 202, "{r}\n{}", d.log());
     let gitea = r["id"].as_str().unwrap().to_string();
     let mut c = fixture("gitea-issue_comment-created.json");
@@ -231,7 +225,7 @@ fn gitea_forgejo_and_gitlab_events_each_run_a_task() {
         ("X-Forgejo-Delivery", "f-1".into()),
         ("X-Forgejo-Signature", sig_hex(SECRET, &body)),
     ];
-    let (code, r) = d.post("/v1/hooks/gitea", &h, &body);
+    let (code, r) = d.post_with("/v1/hooks/gitea", &h, &body);
     assert_eq!(code, 202, "forgejo: {r}");
     let forgejo = r["id"].as_str().unwrap().to_string();
     let mut n = fixture("gitlab-note-hook-issue.json");
@@ -246,7 +240,7 @@ fn gitea_forgejo_and_gitlab_events_each_run_a_task() {
     assert_eq!(code, 202, "gitlab over TCP without a bearer token: {r}");
     let gitlab = r["id"].as_str().unwrap().to_string();
     for (id, level) in [(&gitea, "L2"), (&forgejo, "L2"), (&gitlab, "L2")] {
-        let t = d.wait_final(id);
+        let t = d.wait_final(id, WAIT);
         assert_eq!(
             (t["state"].as_str(), t["level"].as_str()),
             (Some("green"), Some(level)),
@@ -360,7 +354,7 @@ fn a_schedule_fires_and_a_restart_runs_the_missed_slot_once() {
         "{first}"
     );
     let id = first["task_id"].as_str().unwrap().to_string();
-    let t = d.wait_final(&id);
+    let t = d.wait_final(&id, WAIT);
     assert_eq!(
         (t["state"].as_str(), t["level"].as_str()),
         (Some("green"), Some("L2")),
@@ -430,7 +424,7 @@ fn status_goes_back_to_the_forge_with_a_short_lived_token() {
     let (code, r) = d.github("issues", "s-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}\n{}", d.log());
     let id = r["id"].as_str().unwrap().to_string();
-    assert_eq!(d.wait_final(&id)["state"], "green");
+    assert_eq!(d.wait_final(&id, WAIT)["state"], "green");
     let until = Instant::now() + Duration::from_secs(20);
     while seen.lock().unwrap().len() < 3 {
         assert!(
@@ -510,15 +504,7 @@ fn sig_hex(secret: &str, body: &str) -> String {
 
 /// A daemon with `[[trigger]]`s for the named forges (repositories as in the fixtures) and a
 /// TCP listener, all sharing [`SECRET`] and one template.
-struct Hooked {
-    world: World,
-    dir: PathBuf,
-    socket: PathBuf,
-    tcp: u16,
-    child: Option<Child>,
-    sessions: Vec<String>,
-    config: PathBuf,
-}
+type Hooked = ApiDaemon;
 
 impl Hooked {
     fn start(forges: &[&str], level_line: &str) -> Hooked {
@@ -532,8 +518,8 @@ impl Hooked {
 
     /// As [`Hooked::start_with`] in a world the test prepared (a push.toml, say).
     fn start_in(world: World, forges: &[&str], level_line: &str, extra: &str) -> Hooked {
-        let dir = world.tmp.path().join("daemon");
-        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Hooked::owning(world);
+        let dir = d.dir.clone();
         let secret = write_0600(&dir.join("hook.secret"), &format!("{SECRET}\n"));
         let token = write_0600(&dir.join("api.token"), "api-token-0123456789abcdef\n");
         let template = dir.join("template.toml");
@@ -544,12 +530,13 @@ impl Hooked {
         };
         std::fs::write(&template, format!(
             "{level}\n[repo]\nurl = {}\nbase = \"main\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"sh\", \"-c\", \"cat /airlock/issue.md > /airlock/out/report; sleep 2\"]\n[gate]\ncommands = [[\"true\"]]\n",
-            toml_str(&world.repo.display().to_string())
+            toml_str(&d.world().repo.display().to_string())
         )).unwrap();
         let tcp = free_port();
         let mut cfg = format!(
-            "socket = {:?}\nstate_dir = {:?}\nartifacts_dir = {:?}\npolicies_dir = {:?}\nconcurrency = 4\n[tcp]\nlisten = \"127.0.0.1:{tcp}\"\ntoken_file = {:?}\n[recovery]\nsweep = \"owned\"\n",
-            dir.join("run/airlock.sock"), world.state, world.artifacts, world.policies, token,
+            "{}concurrency = 4\n[tcp]\nlisten = \"127.0.0.1:{tcp}\"\ntoken_file = {:?}\n[recovery]\nsweep = \"owned\"\n",
+            d.dirs_toml(d.world()),
+            token,
         );
         for f in forges {
             let (forge, repo, extra) = match *f {
@@ -566,77 +553,10 @@ impl Hooked {
             ));
         }
         cfg.push_str(&extra.replace("TEMPLATE", &format!("{template:?}")));
-        let config = dir.join("airlock.toml");
-        std::fs::write(&config, cfg).unwrap();
-        let mut h = Hooked {
-            socket: dir.join("run/airlock.sock"),
-            world,
-            dir,
-            tcp,
-            child: None,
-            sessions: vec![],
-            config,
-        };
-        h.spawn();
-        h
-    }
-
-    fn spawn(&mut self) {
-        let config = self.config.clone();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .unwrap();
-        self.child = Some(
-            Command::new(env!("CARGO_BIN_EXE_airlock"))
-                .args(["daemon", "--config"])
-                .arg(&config)
-                .env("AIRLOCK_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited at start ({st}):\n{}", self.log());
-            }
-            if self.socket.exists() {
-                if let Ok(s) = std::os::unix::net::UnixStream::connect(&self.socket) {
-                    let (code, v) = exchange(s, "GET", "/v1/health", &[], "");
-                    if code == 200 {
-                        self.sessions
-                            .push(v["session"].as_str().unwrap_or("").to_string());
-                        return;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < until,
-                "the daemon did not become ready:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM and wait for the exit.
-    fn stop(&mut self) {
-        let mut c = self.child.take().unwrap();
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let until = Instant::now() + Duration::from_secs(30);
-        while c.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < until,
-                "the daemon did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        std::fs::write(&d.config, cfg).unwrap();
+        d.tcp = Some(tcp);
+        d.spawn();
+        d
     }
 
     /// Each task's `triggered` event.
@@ -652,20 +572,6 @@ impl Hooked {
             .collect()
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
-        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        exchange(s, "POST", path, headers, body)
-    }
-
-    fn post_tcp(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
-        let s = std::net::TcpStream::connect(("127.0.0.1", self.tcp)).unwrap();
-        exchange(s, "POST", path, headers, body)
-    }
-
     fn github(&self, event: &str, delivery: &str, body: &str, signature: &str) -> (u16, Value) {
         let h = [
             ("X-GitHub-Event", event.to_string()),
@@ -673,141 +579,15 @@ impl Hooked {
             ("X-Hub-Signature-256", signature.to_string()),
             ("Content-Type", "application/json".to_string()),
         ];
-        self.post("/v1/hooks/github", &h, body)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        exchange(s, "GET", path, &[], "").1
+        self.post_with("/v1/hooks/github", &h, body)
     }
 
     fn tasks(&self) -> Vec<Value> {
-        self.get("/v1/tasks")["tasks"]
+        self.get("/v1/tasks").1["tasks"]
             .as_array()
             .cloned()
             .unwrap_or_default()
     }
-
-    fn wait_final(&self, id: &str) -> Value {
-        let until = Instant::now() + Duration::from_secs(90);
-        loop {
-            let t = self.get(&format!("/v1/tasks/{id}"));
-            if FINAL.contains(&t["state"].as_str().unwrap_or("")) {
-                return t;
-            }
-            assert!(
-                Instant::now() < until,
-                "{id} never ended: {t}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn events(&self, id: &str) -> Vec<Value> {
-        let s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        let text = raw_exchange(s, "GET", &format!("/v1/tasks/{id}/events"), &[], "").1;
-        text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn artifact(&self, id: &str, rel: &str) -> String {
-        let p = self.world.artifacts.join(id).join(rel);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-}
-
-impl Drop for Hooked {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for session in &self.sessions {
-            let ids = common::managed_containers(Some(&format!("airlock.session={session}")));
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-        for m in airlock::workspace::mounts_under(self.world.tmp.path()) {
-            let _ = airlock::workspace::unmount(&m);
-        }
-    }
-}
-
-fn write_0600(p: &Path, text: &str) -> PathBuf {
-    std::fs::write(p, text).unwrap();
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p.to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn exchange<S: Read + Write>(
-    s: S,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> (u16, Value) {
-    let (code, text) = raw_exchange(s, method, path, headers, body);
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(json!({ "raw": text })),
-    )
-}
-
-/// One HTTP/1.1 request with `Connection: close`; chunked replies are de-chunked.
-fn raw_exchange<S: Read + Write>(
-    mut s: S,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> (u16, String) {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body.as_bytes());
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response: {raw:?}"));
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut rest = &raw[split + 4..];
-    if !head.contains("transfer-encoding: chunked") {
-        return (code, String::from_utf8_lossy(rest).into_owned());
-    }
-    let mut out = Vec::new();
-    while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
-        rest = &rest[nl + 2 + size + 2..];
-    }
-    (code, String::from_utf8_lossy(&out).into_owned())
 }
 
 #[test]
@@ -825,16 +605,16 @@ fn a_closed_pull_request_moves_its_task_to_merged_in_the_stats() {
     let body = v.to_string();
     let (code, r) = d.github("issues", "k-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}\n{}", d.log());
-    d.wait_final(r["id"].as_str().unwrap());
+    d.wait_final(r["id"].as_str().unwrap(), WAIT);
     // A task with a branch, submitted over the API.
     let spec = format!(
         "title = \"Fix the docs link\"\nlevel = \"L2\"\nkind = \"bugfix\"\n[repo]\nurl = {}\nbase = \"main\"\n[issue]\ntext = \"x\"\n[agent]\nimage = \"airlock/sandbox-test:latest\"\ncommand = [\"sh\", \"-c\", \"echo fixed >> README.md\"]\n[gate]\ncommands = [[\"true\"]]\n",
-        toml_str(&d.world.repo.display().to_string())
+        toml_str(&d.world().repo.display().to_string())
     );
-    let (code, r) = d.post("/v1/tasks?name=task.toml&author=trusted", &[], &spec);
+    let (code, r) = d.post("/v1/tasks?name=task.toml&author=trusted", &spec);
     assert_eq!(code, 201, "{r}");
     let id = r["id"].as_str().unwrap().to_string();
-    let t = d.wait_final(&id);
+    let t = d.wait_final(&id, WAIT);
     assert_eq!(t["state"], "green", "{t}");
     let branch = t["summary"]["branch"].as_str().unwrap().to_string();
     assert!(branch.starts_with(&format!("agent/{id}-")), "{branch}");
@@ -857,18 +637,21 @@ fn a_closed_pull_request_moves_its_task_to_merged_in_the_stats() {
     let b = closed(true, &other, "acme/tasks-app");
     let (code, r) = d.github("pull_request", "p-2", &b, &sig(SECRET, &b));
     assert_eq!((code, r["ignored"].is_string()), (200, true), "{r}");
-    let stats = d.get("/v1/stats");
-    let kind = |k: &str| {
-        stats["kinds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["kind"] == k)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {k}: {stats}"))
+    let stats = d.get("/v1/stats").1;
+    assert_eq!(kind_row(&stats, "bugfix")["merged"], 0, "{stats}");
+    assert_eq!(
+        kind_row(&stats, "docs")["tasks"],
+        1,
+        "the template's kind: {stats}"
+    );
+    // The bugfix row's (merged, closed_unmerged).
+    let bugfix_closes = || {
+        let bugfix = kind_row(&d.get("/v1/stats").1, "bugfix");
+        (
+            bugfix["merged"].as_u64(),
+            bugfix["closed_unmerged"].as_u64(),
+        )
     };
-    assert_eq!(kind("bugfix")["merged"], 0, "{stats}");
-    assert_eq!(kind("docs")["tasks"], 1, "the template's kind: {stats}");
     // Closed unmerged, then reopened and merged: the last report counts.
     let b = closed(false, &branch, "acme/tasks-app");
     let (code, r) = d.github("pull_request", "p-3", &b, &sig(SECRET, &b));
@@ -877,43 +660,12 @@ fn a_closed_pull_request_moves_its_task_to_merged_in_the_stats() {
         (200, Some("closed_unmerged"), Some(id.as_str())),
         "{r}"
     );
-    let stats = d.get("/v1/stats");
-    let bugfix = stats["kinds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "bugfix")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        (
-            bugfix["merged"].as_u64(),
-            bugfix["closed_unmerged"].as_u64()
-        ),
-        (Some(0), Some(1)),
-        "{bugfix}"
-    );
+    assert_eq!(bugfix_closes(), (Some(0), Some(1)));
     let b = closed(true, &branch, "acme/tasks-app");
     let (code, r) = d.github("pull_request", "p-4", &b, &sig(SECRET, &b));
     assert_eq!((code, r["recorded"].as_str()), (200, Some("merged")), "{r}");
-    let stats = d.get("/v1/stats");
-    let bugfix = stats["kinds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "bugfix")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        (
-            bugfix["merged"].as_u64(),
-            bugfix["closed_unmerged"].as_u64()
-        ),
-        (Some(1), Some(0)),
-        "{bugfix}"
-    );
-    let s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-    let metrics = raw_exchange(s, "GET", "/metrics", &[], "").1;
+    assert_eq!(bugfix_closes(), (Some(1), Some(0)));
+    let metrics = d.text("/metrics");
     let line = "airlock_kind_pull_requests_closed_total{kind=\"bugfix\",outcome=\"merged\"} 1";
     assert!(
         metrics.lines().any(|l| l == line),

@@ -6,6 +6,7 @@
     reason = "test helpers: a panic is a failed test"
 )]
 
+pub mod api;
 pub mod daemon;
 pub mod private_engine;
 
@@ -40,6 +41,23 @@ pub fn make_repo(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     }
     sh(&work, "git init -q -b main . && git add -A && git -c user.name=t -c user.email=t@t commit -qm init && git clone -q --bare . ../src.git");
     dir.join("src.git")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Write `text` to `p` with mode 0600 (a secret or token file the daemon accepts); `p`.
+pub fn write_0600(p: &Path, text: &str) -> PathBuf {
+    std::fs::write(p, text).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(p, mode).unwrap();
+    p.to_path_buf()
 }
 
 /// A unique name for this test run.
