@@ -192,76 +192,70 @@ fn models_toml(dir: &Path, port: u16) -> egress::Provider {
     cfg.providers["bench"].clone()
 }
 
-fn main() {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
     let requests = env_n("BENCH_REQUESTS", 500);
     let streams = env_n("BENCH_STREAMS", 10);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let tmp = tempfile::tempdir().unwrap();
-        let port = upstream().await;
-        let provider = models_toml(tmp.path(), port);
-        let mut grants = egress::plan_grants(&["bench".to_string()]);
-        // A free port for the forwarder on the host (41100 may be taken by another run).
-        let fwd_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        grants[0].port = fwd_port;
-        let placeholder = grants[0].placeholder.clone();
-        let dir = tmp.path().join("model");
-        let e = Egress::start(&dir, &[provider], grants).expect("start the proxy");
-        let sock = dir.join("bench.sock");
-        let mut fwd = std::process::Command::new(dir.join("airlock-forward"))
-            .arg("--map")
-            .arg(format!("{fwd_port}={}", sock.display()))
-            .args(["--", "sleep", "3600"])
-            .spawn()
-            .expect("run airlock-forward");
+    let tmp = tempfile::tempdir().unwrap();
+    let port = upstream().await;
+    let provider = models_toml(tmp.path(), port);
+    let mut grants = egress::plan_grants(&["bench".to_string()]);
+    // A free port for the forwarder on the host (41100 may be taken by another run).
+    let fwd_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    grants[0].port = fwd_port;
+    let placeholder = grants[0].placeholder.clone();
+    let dir = tmp.path().join("model");
+    let e = Egress::start(&dir, &[provider], grants).expect("start the proxy");
+    let sock = dir.join("bench.sock");
+    let mut fwd = std::process::Command::new(dir.join("airlock-forward"))
+        .arg("--map")
+        .arg(format!("{fwd_port}={}", sock.display()))
+        .args(["--", "sleep", "3600"])
+        .spawn()
+        .expect("run airlock-forward");
 
-        let direct = measure(&Via::Tcp(port), KEY, requests, streams).await;
-        let proxy = measure(&Via::Unix(sock), &placeholder, requests, streams).await;
-        let forwarded = measure(&Via::Tcp(fwd_port), &placeholder, requests, streams).await;
-        // SIGTERM: the forwarder passes it on to its `sleep` and exits (a SIGKILL would leave
-        // the sleep behind, holding our stdout).
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(fwd.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = fwd.wait();
-        let t = e.traffic().report();
-        e.stop();
+    let direct = measure(&Via::Tcp(port), KEY, requests, streams).await;
+    let proxy = measure(&Via::Unix(sock), &placeholder, requests, streams).await;
+    let forwarded = measure(&Via::Tcp(fwd_port), &placeholder, requests, streams).await;
+    // SIGTERM: the forwarder passes it on to its `sleep` and exits (a SIGKILL would leave
+    // the sleep behind, holding our stdout).
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fwd.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = fwd.wait();
+    let t = e.traffic().report();
+    e.stop();
 
-        println!("== model egress: {requests} small requests (keep-alive, sequential), {streams} streamed 10 MB replies");
+    println!("== model egress: {requests} small requests (keep-alive, sequential), {streams} streamed 10 MB replies");
+    println!(
+        "{:<34} {:>12} {:>10} {:>12} {:>10} {:>11} {:>10}",
+        "path", "median µs", "p99 µs", "added µs", "latency x", "MB/s", "thruput x"
+    );
+    for (name, r) in [
+        ("direct TCP", &direct),
+        ("proxy (unix socket)", &proxy),
+        ("forwarder + proxy (agent's path)", &forwarded),
+    ] {
         println!(
-            "{:<34} {:>12} {:>10} {:>12} {:>10} {:>11} {:>10}",
-            "path", "median µs", "p99 µs", "added µs", "latency x", "MB/s", "thruput x"
+            "{:<34} {:>12.0} {:>10.0} {:>12.0} {:>10.2} {:>11.0} {:>10.2}",
+            name,
+            r.median_us,
+            r.p99_us,
+            r.median_us - direct.median_us,
+            r.median_us / direct.median_us,
+            r.mb_s,
+            r.mb_s / direct.mb_s
         );
-        for (name, r) in [
-            ("direct TCP", &direct),
-            ("proxy (unix socket)", &proxy),
-            ("forwarder + proxy (agent's path)", &forwarded),
-        ] {
-            println!(
-                "{:<34} {:>12.0} {:>10.0} {:>12.0} {:>10.2} {:>11.0} {:>10.2}",
-                name,
-                r.median_us,
-                r.p99_us,
-                r.median_us - direct.median_us,
-                r.median_us / direct.median_us,
-                r.mb_s,
-                r.mb_s / direct.mb_s
-            );
-        }
-        let p = &t.providers["bench"];
-        println!(
-            "(the proxy metered {} requests, {:.0} MB down)",
-            p.requests,
-            p.bytes_down as f64 / 1e6
-        );
-    });
+    }
+    let p = &t.providers["bench"];
+    println!(
+        "(the proxy metered {} requests, {:.0} MB down)",
+        p.requests,
+        p.bytes_down as f64 / 1e6
+    );
 }
