@@ -53,6 +53,30 @@ impl PushWorld {
         ran(cmd.output().expect("run airlock"))
     }
 
+    /// `airlock run` of a task writing `<c>.txt` (holding `c`) whose token mint fails: exit 4,
+    /// `error` for `token_mint_failed`, the diff exported all the same, nothing sent to the
+    /// remote. The run and the summary's message.
+    pub fn run_failing_mint(&self, c: &str) -> (Ran, String) {
+        let agent = format!("echo {c} > {c}.txt");
+        let ran = self.run(
+            &self.world.spec("L3", &["sh", "-c", &agent], GATE),
+            &[],
+            &[],
+        );
+        assert_eq!(ran.code, 4, "{}", ran.stderr);
+        assert_eq!(
+            ran.state_reason(),
+            ("error".into(), "token_mint_failed".into())
+        );
+        assert!(self
+            .world
+            .artifact(&ran, "diff.patch")
+            .contains(&format!("+{c}")));
+        assert_eq!(self.git.requests(), 0, "something talked to the remote");
+        let msg = ran.summary()["message"].as_str().unwrap().to_string();
+        (ran, msg)
+    }
+
     pub fn artifacts_of(&self, ran: &Ran) -> PathBuf {
         self.world.artifacts.join(ran.task_id())
     }
