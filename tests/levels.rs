@@ -15,6 +15,13 @@ use common::{managed_containers, World};
 
 const GATE: &str = "[gate]\ncommands = [[\"true\"]]";
 
+/// An agent adding a CI workflow (a protected path in the shipped policies).
+const ADD_WORKFLOW: &[&str] = &[
+    "sh",
+    "-c",
+    "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/x.yml",
+];
+
 #[test]
 fn l1_yields_a_diff_and_no_branch() {
     let world = World::new();
@@ -56,20 +63,7 @@ fn l2_exports_a_local_branch_bundle_and_never_pushes() {
     // The bundle is thin (base..branch): it applies to a clone of the source.
     let bundle = world.artifacts.join(ran.task_id()).join("branch.bundle");
     let clone = world.tmp.path().join("from-bundle");
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&clone)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let git = |args: &[&str]| common::git(&clone, args);
     std::fs::create_dir(&clone).unwrap();
     git(&["clone", "-q", world.repo.to_str().unwrap(), "."]);
     git(&[
@@ -93,15 +87,7 @@ fn l2_exports_a_local_branch_bundle_and_never_pushes() {
 #[test]
 fn touching_a_workflow_needs_a_human() {
     let world = World::new();
-    let ran = world.run(&world.spec(
-        "L2",
-        &[
-            "sh",
-            "-c",
-            "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/x.yml",
-        ],
-        GATE,
-    ));
+    let ran = world.run(&world.spec("L2", ADD_WORKFLOW, GATE));
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert_eq!(
         ran.state_reason(),
@@ -123,15 +109,7 @@ fn a_policy_can_block_workflow_changes() {
         "action = \"request_review\" # request_review -> needs_human, blocked -> blocked",
         "action = \"blocked\"",
     );
-    let ran = world.run(&world.spec(
-        "L2",
-        &[
-            "sh",
-            "-c",
-            "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/x.yml",
-        ],
-        GATE,
-    ));
+    let ran = world.run(&world.spec("L2", ADD_WORKFLOW, GATE));
     assert_eq!(
         ran.state_reason(),
         ("blocked".into(), "forbidden_path".into())

@@ -30,6 +30,23 @@ pub fn sh(dir: &Path, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `git -C <dir> <args>` (a work tree or a bare repo), panicking with git's stderr on failure;
+/// its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A bare repo at `<dir>/src.git` whose `main` holds `files` (path, content).
 pub fn make_repo(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     let work = dir.join("src-work");

@@ -122,18 +122,7 @@ impl GitServer {
 
     /// `git <args>` in the served repo.
     pub fn git(&self, repo: &str, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(self.root.join(repo))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::common::git(&self.root.join(repo), args)
     }
 
     /// How many pushes (receive-pack POSTs) reached the server, whatever their outcome.
