@@ -33,9 +33,7 @@ const WAIT: u64 = 90;
 #[test]
 fn a_signed_github_label_event_runs_at_the_template_level_exactly_once() {
     let d = Hooked::start(&["github"], "");
-    let mut v = fixture("github-issues-labeled.json");
-    v["repository"]["full_name"] = "acme/tasks-app".into();
-    v["label"]["name"] = "airlock".into();
+    let mut v = labeled_issue();
     v["issue"]["body"] = "Fix it, @octocat.\u{1b}[31m\u{202e}evil".into();
     let body = v.to_string();
     let (code, r) = d.github("issues", "d-1", &body, &sig(SECRET, &body));
@@ -91,10 +89,7 @@ fn a_signed_github_label_event_runs_at_the_template_level_exactly_once() {
 #[test]
 fn a_wrong_or_missing_signature_is_401_and_stores_nothing() {
     let d = Hooked::start(&["github", "gitea", "gitlab"], "");
-    let mut v = fixture("github-issues-labeled.json");
-    v["repository"]["full_name"] = "acme/tasks-app".into();
-    v["label"]["name"] = "airlock".into();
-    let body = v.to_string();
+    let body = labeled_issue().to_string();
     let (code, r) = d.github(
         "issues",
         "x-1",
@@ -150,9 +145,7 @@ fn a_wrong_or_missing_signature_is_401_and_stores_nothing() {
 #[test]
 fn untrusted_authors_are_capped_and_comment_commands_follow_the_commenter() {
     let d = Hooked::start(&["github"], "level = \"L3\"");
-    let mut label = fixture("github-issues-labeled.json");
-    label["repository"]["full_name"] = "acme/tasks-app".into();
-    label["label"]["name"] = "airlock".into();
+    let mut label = labeled_issue();
     label["issue"]["author_association"] = "NONE".into();
     let body = label.to_string();
     let (code, r) = d.github("issues", "u-1", &body, &sig(SECRET, &body));
@@ -417,10 +410,7 @@ fn status_goes_back_to_the_forge_with_a_short_lived_token() {
         toml_str(&world.repo.display().to_string()), provider.toml(), forge.url("").trim_end_matches('/'),
     )).unwrap();
     let d = Hooked::start_in(world, &["github"], "", "");
-    let mut v = fixture("github-issues-labeled.json");
-    v["repository"]["full_name"] = "acme/tasks-app".into();
-    v["label"]["name"] = "airlock".into();
-    let body = v.to_string();
+    let body = labeled_issue().to_string();
     let (code, r) = d.github("issues", "s-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}\n{}", d.log());
     let id = r["id"].as_str().unwrap().to_string();
@@ -492,6 +482,14 @@ fn fixture(name: &str) -> Value {
         .join("tests/fixtures/webhooks")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// GitHub's `issues` `labeled` event for the triggers' repository and label.
+fn labeled_issue() -> Value {
+    let mut v = fixture("github-issues-labeled.json");
+    v["repository"]["full_name"] = "acme/tasks-app".into();
+    v["label"]["name"] = "airlock".into();
+    v
 }
 
 fn sig(secret: &str, body: &str) -> String {
@@ -599,10 +597,7 @@ fn a_closed_pull_request_moves_its_task_to_merged_in_the_stats() {
     std::fs::write(&d.config, format!("author_trusted = true\n{cfg}")).unwrap();
     d.stop();
     d.spawn();
-    let mut v = fixture("github-issues-labeled.json");
-    v["repository"]["full_name"] = "acme/tasks-app".into();
-    v["label"]["name"] = "airlock".into();
-    let body = v.to_string();
+    let body = labeled_issue().to_string();
     let (code, r) = d.github("issues", "k-1", &body, &sig(SECRET, &body));
     assert_eq!(code, 202, "{r}\n{}", d.log());
     d.wait_final(r["id"].as_str().unwrap(), WAIT);
