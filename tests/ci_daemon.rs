@@ -327,26 +327,22 @@ fn a_cancel_through_the_api_during_the_push_pushes_nothing() {
     let slow = "#!/bin/sh\nd=\"$(dirname \"$0\")\"\necho called >> \"$d/calls.log\"\ntouch \"$d/minting\"\nsleep 5\ncat \"$d/token.json\"\n";
     std::fs::write(provider.dir.join("mint.sh"), slow).unwrap();
     w.push_toml(&provider.toml(), "");
-    let d = Daemon::start(&w);
-    let id = d.submit(&spec_text(&w));
+    let d = start_daemon(&w);
+    let id = d.submit_toml(&spec_text(&w));
     let marker = provider.dir.join("minting");
     let until = Instant::now() + Duration::from_secs(180);
     while !marker.exists() {
-        assert!(
-            Instant::now() < until,
-            "no mint within 180 s\n{}",
-            d.stderr()
-        );
+        assert!(Instant::now() < until, "no mint within 180 s\n{}", d.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, body) = d.json("POST", &format!("/v1/tasks/{id}/cancel"), "");
+    let (code, body) = d.post(&format!("/v1/tasks/{id}/cancel"), "");
     assert_eq!(code, 202, "{body}");
     let t = d.wait_final(&id, 120);
     assert_eq!(
         (t["state"].as_str(), t["reason"].as_str()),
         (Some("cancelled"), Some("cancelled")),
         "{t}\n{}",
-        d.stderr()
+        d.log()
     );
     let s = &t["summary"];
     assert_eq!(s["pushed"], false, "{s}");
