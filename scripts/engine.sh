@@ -207,8 +207,13 @@ start_podman() {
     say "starting podman system service in the background (socket: $PODMAN_SOCK, log: $PODMAN_LOG)"
     mkdir -p "$(dirname "$PODMAN_SOCK")"
     rm -f "$PODMAN_SOCK"
-    nohup setsid podman system service --time=0 "unix://$PODMAN_SOCK" >>"$PODMAN_LOG" 2>&1 </dev/null &
-    echo $! >"$PODMAN_PID"
+    # From /: when a container is OOM-killed, Podman 4.3 writes an empty `oom` file into the
+    # service's working directory, which was the checkout make ran from.
+    (
+        cd /
+        nohup setsid podman system service --time=0 "unix://$PODMAN_SOCK" >>"$PODMAN_LOG" 2>&1 </dev/null &
+        echo $! >"$PODMAN_PID"
+    )
 }
 
 wait_podman() {
