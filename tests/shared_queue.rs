@@ -26,6 +26,8 @@ use queue_support::{inspect_label, task_containers, Moto, Pg, Proxy, Runner};
 
 /// Leases short enough that tests see them expire.
 const SHORT: &str = "lease = \"6s\"\nheartbeat = \"1s\"\nrequeues = 2";
+/// A lease with room for a short cut (see `a_cut_shorter_than_the_lease_changes_nothing`).
+const MEDIUM: &str = "lease = \"10s\"\nheartbeat = \"1s\"\nrequeues = 2";
 /// A lease that never expires during a test (the race measures claims, not expiry).
 const LONG: &str = "lease = \"60s\"\nheartbeat = \"5s\"";
 
@@ -224,8 +226,12 @@ fn a_task_whose_push_started_is_never_requeued_but_ends_runner_lost() {
 
 /// A runner whose database traffic goes through a proxy the test can cut.
 fn cut_off_runner(world: &World, pg: &Pg, proxy: &Proxy, name: &str) -> Runner {
+    cut_off_runner_with(world, pg, proxy, name, SHORT)
+}
+
+fn cut_off_runner_with(world: &World, pg: &Pg, proxy: &Proxy, name: &str, queue: &str) -> Runner {
     let url = pg.url_on(proxy.port);
-    let mut r = Runner::new(world.tmp.path(), name, &world.policies, pg, &url, SHORT, "");
+    let mut r = Runner::new(world.tmp.path(), name, &world.policies, pg, &url, queue, "");
     r.spawn();
     r
 }
@@ -291,17 +297,22 @@ fn a_cut_shorter_than_the_lease_changes_nothing() {
     let world = World::new();
     let pg = Pg::start();
     let proxy = Proxy::start(pg.port);
-    let a = cut_off_runner(&world, &pg, &proxy, "a");
+    // Lease 10 s, heartbeat 1 s: a gives up after 7.5 s without a renewal, each call has 2.5 s.
+    // A 4 s cut always fails the renewal that falls in it (asked within 1 s of the cut's start,
+    // timed out before its end) and leaves at least 1.8 s before giving up whatever the
+    // heartbeat's phase. (With lease 6 s and a 3 s cut the margin was 0.4 s: a loaded CI
+    // machine abandoned the task.)
+    let a = cut_off_runner_with(&world, &pg, &proxy, "a", MEDIUM);
     let id = a.submit(&spec(
         &world,
-        &["sh", "-c", "echo before; sleep 3; echo after; sleep 4"],
+        &["sh", "-c", "echo before; sleep 3; echo after; sleep 5"],
     ));
     let label = running_label(&id, 60);
     assert!(label.starts_with(&a.session), "{label}");
     let b = direct_runner(&world, &pg, "b", SHORT, "");
     std::thread::sleep(Duration::from_secs(1));
     proxy.cut(true);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     proxy.cut(false);
     let t = b.wait_final(&id, 120);
     assert_eq!(t["state"], "green", "{t}\n{}", a.log());
@@ -315,7 +326,12 @@ fn a_cut_shorter_than_the_lease_changes_nothing() {
         a.session
     );
     let m = a.metrics();
-    assert_eq!(metric(&m, "airlock_tasks_abandoned_total"), 0, "{m}");
+    assert_eq!(
+        metric(&m, "airlock_tasks_abandoned_total"),
+        0,
+        "{m}\n{}",
+        a.log()
+    );
     assert!(
         metric(&m, "airlock_lease_renew_failures_total") >= 1,
         "the cut was felt: {m}"

@@ -65,6 +65,15 @@ pub async fn hold(
                 }
             }
             Err(e) if e.is_fenced() => {
+                // The worker's own fenced finish ends the lease too, so a renewal racing it is
+                // refused: give the worker a moment to say it finished before reading the
+                // refusal as a takeover (it said so within milliseconds; a real takeover is
+                // abandoned at most a second later).
+                let grace = times.heartbeat.min(std::time::Duration::from_secs(1));
+                tokio::select! {
+                    _ = done.cancelled() => return,
+                    _ = tokio::time::sleep(grace) => {}
+                }
                 ctx.metrics.renew_failed();
                 return abandon(&ctx, &lease, &run, &abandoned, "the lease was taken over");
             }
