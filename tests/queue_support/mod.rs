@@ -486,11 +486,23 @@ impl Runner {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    pub fn try_request(&self, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    /// One request over the daemon's socket (`Connection: close`, 30 s read timeout): the status
+    /// and the de-chunked body; `None` when the socket does not answer with a response.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Option<(u16, Vec<u8>)> {
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes()).ok()?;
@@ -505,6 +517,11 @@ impl Runner {
         } else {
             rest.to_vec()
         };
+        Some((code, body))
+    }
+
+    pub fn try_request(&self, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+        let (code, body) = self.exchange(method, path, &[], body)?;
         Some((
             code,
             serde_json::from_slice(&body)
@@ -514,48 +531,16 @@ impl Runner {
 
     /// A POST with extra headers (a webhook delivery, say).
     pub fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let extra: String = headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\r\n"))
-            .collect();
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let rest = &raw[split + 4..];
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
+        let (code, body) = self
+            .exchange("POST", path, headers, body)
+            .unwrap_or_else(|| panic!("POST {path}: no response\n{}", self.log()));
         (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// The raw body (de-chunked) of a GET.
     pub fn raw(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let rest = &raw[split + 4..];
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
-        (code, body)
+        self.exchange(method, path, &[], "")
+            .unwrap_or_else(|| panic!("{method} {path}: no response\n{}", self.log()))
     }
 
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
