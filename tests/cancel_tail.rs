@@ -13,14 +13,10 @@ mod common;
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use support::git_server::Grant;
 use support::leaks::assert_tree_clean;
-use support::provider::{test_token, Provider};
 use support::world::{PushWorld, GATE};
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// The provider's mint, slowed down: it says it started (`minting`), then takes 5 s.
 const SLOW_MINT: &str = r#"#!/bin/sh
@@ -46,21 +42,8 @@ fn wait_for(path: &Path, limit: Duration) {
 #[test]
 fn a_cancel_during_the_push_pushes_nothing_and_ends_cancelled() {
     let w = PushWorld::new();
-    let token = test_token();
-    let provider = Provider::new(
-        &w.fixtures.join("provider"),
-        &token,
-        SystemTime::now() + HOUR / 2,
-    );
+    let (token, provider) = w.granted_provider();
     std::fs::write(provider.dir.join("mint.sh"), SLOW_MINT).unwrap();
-    w.git.grant(
-        &token,
-        Grant {
-            repo: "tasks.git".into(),
-            expires: SystemTime::now() + HOUR,
-            ref_prefix: "refs/heads/agent/".into(),
-        },
-    );
     w.push_toml(&provider.toml(), "");
     let spec = w
         .world

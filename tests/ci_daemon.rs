@@ -23,18 +23,15 @@ mod support;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::api::ApiDaemon;
 use support::fake_ci::{FakeCi, Script};
-use support::git_server::Grant;
 use support::leaks::{assert_text_clean, assert_tree_clean};
-use support::provider::{test_token, Provider};
+use support::provider::Provider;
 use support::world::{PushWorld, GATE};
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// First attempt: add a feature. An attempt that has feedback keeps it (in out/) and changes
 /// the file again. Each records what it could see of its environment.
@@ -70,7 +67,7 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
         "tasks.git",
         &["config", "receive.denyNonFastForwards", "true"],
     );
-    let (token, provider) = token_provider(&w);
+    let (token, provider) = w.granted_provider();
     let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
     let s = &t["summary"];
@@ -190,7 +187,7 @@ fn ci_fails_once_then_a_fast_forward_commit_goes_green() {
 fn ci_that_never_finishes_ends_ci_timeout_and_the_status_shows_waiting_ci() {
     let w = PushWorld::new();
     let ci = FakeCi::start(|_| Script::NeverFinishes);
-    let (token, provider) = token_provider(&w);
+    let (token, provider) = w.granted_provider();
     let (d, id) = submit(&w, &provider, &ci, "4s");
     let until = Instant::now() + Duration::from_secs(180);
     let mut phases = HashSet::new();
@@ -238,7 +235,7 @@ fn ci_failing_the_same_way_after_the_retry_stops_no_progress() {
             Script::Fails
         }
     });
-    let (token, provider) = token_provider(&w);
+    let (token, provider) = w.granted_provider();
     let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
     assert_ended(&d, &t, "needs_human", "no_progress");
@@ -269,7 +266,7 @@ fn a_ci_failure_the_base_commit_has_too_is_preexisting_and_green_under_report() 
     let w = PushWorld::new();
     // Every commit fails the same test, the base included.
     let ci = FakeCi::start(|_| Script::Fails);
-    let (_token, provider) = token_provider(&w);
+    let (_token, provider) = w.granted_provider();
     let (d, id) = submit(&w, &provider, &ci, "30s");
     let t = d.wait_final(&id, 240);
     assert_ended(&d, &t, "green", "gate_passed_preexisting");
@@ -286,7 +283,7 @@ fn a_ci_failure_the_base_commit_has_too_is_preexisting_and_green_under_report() 
 fn a_cancel_while_waiting_for_ci_ends_the_task_at_once() {
     let w = PushWorld::new();
     let ci = FakeCi::start(|_| Script::NeverFinishes);
-    let (_token, provider) = token_provider(&w);
+    let (_token, provider) = w.granted_provider();
     let (d, id) = submit(&w, &provider, &ci, "10m");
     let until = Instant::now() + Duration::from_secs(180);
     while d.task(&id)["phase"] != "waiting_ci" {
@@ -323,7 +320,7 @@ fn a_cancel_while_waiting_for_ci_ends_the_task_at_once() {
 #[test]
 fn a_cancel_through_the_api_during_the_push_pushes_nothing() {
     let w = PushWorld::new();
-    let (_token, provider) = token_provider(&w);
+    let (_token, provider) = w.granted_provider();
     let slow = "#!/bin/sh\nd=\"$(dirname \"$0\")\"\necho called >> \"$d/calls.log\"\ntouch \"$d/minting\"\nsleep 5\ncat \"$d/token.json\"\n";
     std::fs::write(provider.dir.join("mint.sh"), slow).unwrap();
     w.push_toml(&provider.toml(), "");
@@ -355,24 +352,6 @@ fn a_cancel_through_the_api_during_the_push_pushes_nothing() {
     assert_eq!(provider.calls().len(), 1, "{:?}", provider.calls());
     assert_eq!(provider.revokes(), vec!["revoked"]);
     assert!(d.artifact(&id, "diff.patch").contains("feature"));
-}
-
-fn token_provider(w: &PushWorld) -> (String, Provider) {
-    let token = test_token();
-    let provider = Provider::new(
-        &w.fixtures.join("provider"),
-        &token,
-        SystemTime::now() + HOUR / 2,
-    );
-    w.git.grant(
-        &token,
-        Grant {
-            repo: "tasks.git".into(),
-            expires: SystemTime::now() + HOUR,
-            ref_prefix: "refs/heads/agent/".into(),
-        },
-    );
-    (token, provider)
 }
 
 fn ci_toml(ci: &FakeCi, wait: &str) -> String {

@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::common::{ran, Ran, World};
 
-use super::git_server::GitServer;
+use super::git_server::{GitServer, Grant};
+use super::provider::{test_token, Provider};
 
 pub const GATE: &str = "[gate]\ncommands = [[\"sh\", \"-c\", \"sleep 1\"]]";
 
@@ -18,6 +19,28 @@ pub struct PushWorld {
 }
 
 impl PushWorld {
+    /// A token provider under `fixtures/provider` whose token (valid half an hour) the git
+    /// server grants for `refs/heads/agent/*` of `tasks.git` for an hour: the token and the
+    /// provider.
+    pub fn granted_provider(&self) -> (String, Provider) {
+        let hour = std::time::Duration::from_secs(3600);
+        let token = test_token();
+        let provider = Provider::new(
+            &self.fixtures.join("provider"),
+            &token,
+            std::time::SystemTime::now() + hour / 2,
+        );
+        self.git.grant(
+            &token,
+            Grant {
+                repo: "tasks.git".into(),
+                expires: std::time::SystemTime::now() + hour,
+                ref_prefix: "refs/heads/agent/".into(),
+            },
+        );
+        (token, provider)
+    }
+
     pub fn new() -> PushWorld {
         PushWorld::from_world(World::new())
     }
